@@ -1,0 +1,337 @@
+"""`Chat`: a conversation thread, its settings, and the one async streaming core.
+
+`stream()` is the core; `ask_async()` drains it; `ask()` runs it on the private loop (_loop.py)
+and, inside a Jupyter kernel, displays it live through the front-end layer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ._accumulate import Accumulator
+from ._client import Request, RetryNotice, RetryPolicy, Timeouts, iter_chunks
+from ._errors import APIConnectionError, ConfigError, StreamError
+from ._messages import Event, Message, Reply, Turn
+from ._settings import Settings, resolve
+from ._threads import SESSION
+
+__all__ = ["Chat"]
+
+SAVE_FORMAT = "ipychat.thread/1"
+
+
+class Chat:
+    """A conversation with an OpenAI-compatible chat-completions endpoint.
+
+    Arguments left `None` are resolved at each request (SPEC §2), so `%chat model …` and
+    environment changes apply to threads created earlier.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        system: str | None = None,
+        provider: str | None = None,
+        **params: Any,
+    ) -> None:
+        self.name: str | None = None
+        self.system = system
+        self.params: dict[str, Any] = params
+        self.turns: list[Turn] = []
+        self.retry = RetryPolicy()
+        self.timeouts = Timeouts()
+        self._own = {"model": model, "base_url": base_url, "api_key": api_key,
+                     "provider": provider}
+        if api_key:
+            from ._settings import Secret
+
+            self._own["api_key"] = Secret(api_key)
+
+    # -- settings and state -------------------------------------------------------------
+    def settings(self, overrides: Mapping[str, Any] | None = None) -> Settings:
+        layers = [overrides or {}, self._own, *SESSION.layers()]
+        return resolve(layers)
+
+    @property
+    def messages(self) -> list[Message]:
+        """The thread as OpenAI message dicts, system prompt first."""
+        out: list[Message] = [self._system_message()] if self.system else []
+        for turn in self.turns:
+            out.extend(turn.messages)
+        return out
+
+    def reset(self) -> None:
+        self.turns.clear()
+
+    def undo(self) -> Turn | None:
+        return self.turns.pop() if self.turns else None
+
+    @property
+    def last(self) -> Reply | None:
+        return self.turns[-1].meta.get("reply") if self.turns else None
+
+    def __repr__(self) -> str:
+        name = f"{self.name!r}, " if self.name else ""
+        return f"<Chat {name}{len(self.turns)} turns>"
+
+    def _system_message(self) -> Message:
+        return {"role": "system", "content": self.system or ""}
+
+    # -- building a request -------------------------------------------------------------
+    def _prepare(
+        self,
+        prompt: str,
+        images: Any,
+        params: dict[str, Any],
+        history: bool,
+        cell_id: str | None,
+        rerun_by_text: bool,
+    ) -> tuple[Request, Message, int, Settings]:
+        overrides = {k: params.pop(k) for k in ("model", "base_url", "provider") if k in params}
+        if params.get("api_key"):
+            from ._settings import Secret
+
+            overrides["api_key"] = Secret(params.pop("api_key"))
+        params.pop("api_key", None)
+        settings = self.settings(overrides)
+        settings.require()
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ConfigError("the message is empty: write something to ask")
+        user = _user_message(prompt, images)
+        cut = self._replace_index(cell_id, prompt if rerun_by_text else None) if history else 0
+        messages: list[Message] = [self._system_message()] if self.system else []
+        if history:
+            for turn in self.turns[:cut]:
+                messages.extend(turn.messages)
+        messages.append(user)
+        body = {"model": settings.model, "messages": messages, **self.params, **params}
+        body = {k: v for k, v in body.items() if v is not None}
+        body.setdefault("stream", True)
+        preset = settings.preset
+        if body["stream"] and (preset is None or preset.stream_usage):
+            body.setdefault("stream_options", {"include_usage": True})
+        if preset is not None:
+            body = preset.adapt(body)
+        base_url = settings.base_url
+        if preset is not None and preset.name == "local" and not base_url:
+            from .local import ensure_server
+
+            base_url = ensure_server().base_url
+        key = settings.api_key.get() if settings.api_key else None
+        request = Request(f"{base_url}/chat/completions", body, key, self.timeouts)
+        return request, user, cut, settings
+
+    def _replace_index(self, cell_id: str | None, text: str | None) -> int:
+        """Where the new turn goes: over the turn this cell made before (SPEC §3), else at the
+        end."""
+        if cell_id:
+            for index, turn in enumerate(self.turns):
+                if turn.meta.get("cell_id") == cell_id:
+                    return index
+        elif text is not None and self.turns and self.turns[-1].user.get("content") == text:
+            return len(self.turns) - 1
+        return len(self.turns)
+
+    # -- the streaming core -------------------------------------------------------------
+    async def stream(
+        self,
+        prompt: str,
+        images: Any = None,
+        *,
+        history: bool = True,
+        cell_id: str | None = None,
+        rerun_by_text: bool = False,
+        **params: Any,
+    ) -> AsyncIterator[Event]:
+        """Ask, yielding `Event`s as the answer arrives; the last one carries the `Reply`.
+
+        Errors before the first token leave the thread unchanged. A stream that breaks later
+        stores the partial turn marked incomplete and raises `StreamError` with `.reply` set;
+        cancelling stores it marked interrupted.
+        """
+        json_mode = bool(params.pop("json", False))
+        if json_mode:
+            params["response_format"] = {"type": "json_object"}
+        request, user, cut, settings = self._prepare(
+            prompt, images, params, history, cell_id, rerun_by_text
+        )
+        acc = Accumulator()
+        start = time.perf_counter()
+        timing: dict[str, float] = {}
+        status, error = "interrupted", None
+        committed = False
+
+        def finish(reply_status: str, reply_error: str | None) -> Reply:
+            nonlocal committed
+            reply = acc.reply(
+                status=reply_status,
+                error=reply_error,
+                ttft=timing.get("first"),
+                elapsed=time.perf_counter() - start,
+                reasoning_time=timing.get("answer", timing.get("last_reasoning")),
+            )
+            if reply.model is None:
+                reply.model = request.body.get("model")
+            if reply.reasoning_time is not None and "first_reasoning" in timing:
+                reply.reasoning_time -= timing["first_reasoning"]
+            if json_mode and reply_status == "complete":
+                try:
+                    reply.data = _parse_json_reply(reply.content)
+                except StreamError as exc:
+                    reply.error = exc.message
+            if history and (reply_status == "complete" or acc.started):
+                self._commit(cut, user, reply, request, cell_id)
+            committed = True
+            return reply
+
+        try:
+            async for chunk in iter_chunks(request, self.retry):
+                if type(chunk) is RetryNotice:
+                    yield Event("retry", chunk.text, delay=chunk.delay)
+                    continue
+                for kind, text in acc.feed(chunk):
+                    now = time.perf_counter() - start
+                    timing.setdefault("first", now)
+                    if kind == "reasoning":
+                        timing.setdefault("first_reasoning", now)
+                        timing["last_reasoning"] = now
+                    else:
+                        timing.setdefault("answer", now)
+                    yield Event(kind, text)  # type: ignore[arg-type]
+            for kind, text in acc.flush():
+                yield Event(kind, text)  # type: ignore[arg-type]
+            status = "complete"
+            if request.stream and acc.finish_reason is None:
+                status, error = "incomplete", "the stream ended before the model finished"
+        except (StreamError, APIConnectionError) as exc:
+            if not acc.started:
+                raise
+            failure = StreamError(f"the answer is incomplete: {exc.message}")
+            failure.reply = finish("incomplete", exc.message)
+            raise failure from None
+        finally:
+            if not committed and status == "interrupted" and acc.started:
+                finish("interrupted", "interrupted")
+        reply = finish(status, error)
+        yield Event("reply", reply=reply)
+
+    async def ask_async(self, prompt: str, images: Any = None, **params: Any) -> Reply:
+        """Ask and return the whole `Reply` (no display)."""
+        reply: Reply | None = None
+        async for event in self.stream(prompt, images, **params):
+            if event.kind == "reply":
+                reply = event.reply
+        assert reply is not None
+        return reply
+
+    def ask(self, prompt: str, images: Any = None, **params: Any) -> Reply:
+        """Ask and wait. In a Jupyter kernel the answer streams into the cell; elsewhere it
+        returns quietly. Safe to call from a running event loop (a notebook cell)."""
+        from ._loop import run_sync
+
+        if _in_kernel():
+            from ._live import ask_live
+
+            return ask_live(self, prompt, images, **params)
+        return run_sync(self.ask_async(prompt, images, **params))
+
+    # -- the thread ---------------------------------------------------------------------
+    def _commit(
+        self, cut: int, user: Message, reply: Reply, request: Request, cell_id: str | None
+    ) -> None:
+        body = request.body
+        meta: dict[str, Any] = {
+            "model": reply.model or body.get("model"),
+            "params": {k: v for k, v in body.items() if k not in ("messages", "model")},
+            "status": reply.status,
+            "created": time.time(),
+            "elapsed": reply.elapsed,
+            "ttft": reply.ttft,
+            "reply": reply,
+        }
+        if reply.error:
+            meta["error"] = reply.error
+        if reply.finish_reason:
+            meta["finish_reason"] = reply.finish_reason
+        if reply.usage:
+            meta["usage"] = reply.usage.to_dict()
+        if reply.reasoning:
+            meta["reasoning"] = reply.reasoning
+        if cell_id:
+            meta["cell_id"] = cell_id
+        dropped = len(self.turns) - cut
+        meta["replaced"] = dropped
+        del self.turns[cut:]
+        self.turns.append(Turn(user, [reply.message()], meta))
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        data = {
+            "format": SAVE_FORMAT,
+            "system": self.system,
+            "turns": [
+                {"messages": t.messages, "meta": {k: v for k, v in t.meta.items() if k != "reply"}}
+                for t in self.turns
+            ],
+        }
+        path.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, **kwargs: Any) -> Chat:
+        chat = cls(**kwargs)
+        chat.load_into(path)
+        return chat
+
+    def load_into(self, path: str | Path) -> None:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+            turns = [Turn.from_dict(t) for t in data["turns"]]
+        except FileNotFoundError:
+            raise ConfigError(f"no saved thread at {path}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path} is not a saved ipychat thread: {exc}") from None
+        self.system = data.get("system")
+        self.turns = turns
+
+
+def _user_message(prompt: str, images: Any) -> Message:
+    if not images:
+        # Plain string content: llama.cpp-style servers reject a list of parts (LOCAL_MODEL.md).
+        return {"role": "user", "content": prompt}
+    from ._images import collect
+
+    items = images if isinstance(images, (list, tuple)) else [images]
+    given = [i for i in items if isinstance(i, dict)]
+    parts: list[dict[str, Any]] = [{"type": "text", "text": prompt}, *given]
+    parts.extend(collect([i for i in items if not isinstance(i, dict)]))
+    return {"role": "user", "content": parts}
+
+
+def _parse_json_reply(text: str) -> Any:
+    cleaned = text.strip()
+    if cleaned.startswith("```"):
+        cleaned = cleaned.strip("`")
+        cleaned = cleaned[4:] if cleaned.startswith("json") else cleaned
+    try:
+        return json.loads(cleaned)
+    except ValueError as exc:
+        raise StreamError(f"the model did not return valid JSON ({exc}); raw text kept") from None
+
+
+def _in_kernel() -> bool:
+    import sys
+
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None

@@ -1,0 +1,255 @@
+"""The HTTP layer: build the request, send it, turn the answer into chunk dicts.
+
+One `httpx.AsyncClient` (one connection pool) per event loop, created on first use: a pool's
+connections belong to the loop that opened them, and the magics, the widget and user code may each
+stream from a different loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    StreamError,
+    status_error,
+)
+from ._sse import SSEDecoder
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["Request", "RetryNotice", "RetryPolicy", "Timeouts", "get_client", "iter_chunks"]
+
+USER_AGENT = "ipychat/0.1"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 120.0  # the longest wait for the next chunk; reasoning models pause long
+    write: float = 30.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 3
+    base: float = 0.5
+    max_delay: float = 30.0
+    max_total: float = 60.0  # give up when the waits would add up to more than this
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_delay)
+        backoff = min(self.base * 2**attempt, self.max_delay)
+        return backoff * (0.75 + random.random() / 2)  # jitter spreads out synchronized clients
+
+
+@dataclass
+class Request:
+    """One chat-completions call. `key` is sent as a header and nowhere else."""
+
+    url: str
+    body: dict[str, Any]
+    key: str | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        if self.stream:
+            headers["Accept"] = "text/event-stream"
+        if self.key:
+            headers["Authorization"] = f"Bearer {self.key}"
+        return headers
+
+    def __repr__(self) -> str:
+        return f"Request({self.url!r}, model={self.body.get('model')!r})"
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_client() -> httpx.AsyncClient:
+    import httpx
+
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        client = httpx.AsyncClient(limits=limits, timeout=None, trust_env=True)
+        _clients[loop] = client
+    return client
+
+
+def retry_after(headers: Any) -> float | None:
+    """`Retry-After` as seconds, from either of its forms (seconds, or an HTTP date)."""
+    value = headers.get("retry-after") if headers is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    """Yielded by `iter_chunks` before it waits to try again."""
+
+    text: str
+    delay: float
+
+
+def _retryable(error: Exception) -> bool:
+    if isinstance(error, APIStatusError):
+        return error.status_code == 429 or error.status_code >= 500
+    return isinstance(error, APIConnectionError)
+
+
+async def iter_chunks(
+    request: Request,
+    policy: RetryPolicy = RetryPolicy(),
+    client: httpx.AsyncClient | None = None,
+) -> AsyncIterator[dict[str, Any] | RetryNotice]:
+    """Yield response chunks (a plain response counts as one). Failures before the first chunk
+    are retried per `policy`, each wait announced by a `RetryNotice`; once a chunk has been
+    yielded nothing is retried."""
+    client = client or get_client()
+    waited = 0.0
+    attempt = 0
+    while True:
+        started = False
+        try:
+            async for chunk in _attempt(client, request):
+                started = True
+                yield chunk
+            return
+        except (APIStatusError, APIConnectionError) as error:
+            if started or not _retryable(error) or attempt >= policy.retries:
+                raise
+            after = error.retry_after if isinstance(error, APIStatusError) else None
+            delay = policy.delay(attempt, after)
+            if waited + delay > policy.max_total:
+                raise
+            attempt += 1
+            waited += delay
+            text = f"{_retry_reason(error)}, retrying in {delay:.1f} s ({attempt}/{policy.retries})"
+            yield RetryNotice(text, delay)
+            await asyncio.sleep(delay)
+
+
+def _retry_reason(error: Exception) -> str:
+    if isinstance(error, APIStatusError):
+        return "rate-limited" if error.status_code == 429 else f"server error {error.status_code}"
+    return "connection failed"
+
+
+async def _attempt(client: httpx.AsyncClient, request: Request) -> AsyncIterator[dict[str, Any]]:
+    import httpx
+
+    t = request.timeouts
+    timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.connect)
+    try:
+        async with client.stream(
+            "POST", request.url, json=request.body, headers=request.headers(), timeout=timeout
+        ) as response:
+            if response.status_code >= 400:
+                body = await response.aread()
+                raise status_error(
+                    response.status_code, body, retry_after=retry_after(response.headers)
+                )
+            ctype = response.headers.get("content-type", "")
+            if not request.stream or "json" in ctype:
+                # Some servers ignore "stream": true and answer with one JSON document.
+                yield _parse_json(await response.aread())
+                return
+            async for chunk in _sse_chunks(response, ctype):
+                yield chunk
+    except httpx.TimeoutException as error:
+        what = "connecting" if isinstance(error, httpx.ConnectTimeout) else "waiting for data"
+        raise APITimeoutError(f"timed out {what} from {_origin(request.url)}") from None
+    except httpx.TransportError as error:
+        reason = type(error).__name__
+        detail = str(error) or reason
+        raise APIConnectionError(
+            f"connection to {_origin(request.url)} failed: {detail}"
+        ) from None
+
+
+async def _sse_chunks(response: httpx.Response, ctype: str) -> AsyncIterator[dict[str, Any]]:
+    decoder = SSEDecoder()
+    loads = json.loads
+    done = False
+    seen_any = False
+    async for raw in response.aiter_bytes():
+        events = decoder.feed(raw)
+        if not seen_any and raw.strip() and not events and b"data" not in raw[:64]:
+            if "event-stream" not in ctype and raw.lstrip()[:1] == b"<":
+                raise StreamError(
+                    f"the server answered 200 with {ctype or 'no content type'}, "
+                    "not an event stream; check the base URL"
+                )
+        for event in events:
+            seen_any = True
+            data = event.data
+            if data == "[DONE]":
+                done = True
+                break
+            try:
+                chunk = loads(data)
+            except ValueError:
+                raise StreamError(f"the stream sent invalid JSON: {data[:80]!r}") from None
+            yield chunk
+        if done:
+            return
+    for event in decoder.flush():
+        if event.data == "[DONE]":
+            return
+        try:
+            yield loads(event.data)
+        except ValueError:
+            raise StreamError(f"the stream sent invalid JSON: {event.data[:80]!r}") from None
+    if not seen_any:
+        raise StreamError(
+            f"the server answered 200 with {ctype or 'no content type'} and no events; "
+            "check the base URL"
+        )
+
+
+def _parse_json(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        text = body[:80].decode("utf-8", "replace")
+        raise StreamError(f"the server answered 200 with invalid JSON: {text!r}") from None
+    if not isinstance(data, dict):
+        raise StreamError("the server answered 200 with JSON that is not an object")
+    return data
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

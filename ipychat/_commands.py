@@ -1,0 +1,260 @@
+"""The `%chat` sub-commands (SPEC §4). Each takes the magics object and its argument text."""
+
+from __future__ import annotations
+
+import html
+import re
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from ._errors import ConfigError
+from ._providers import get_preset
+from ._threads import SESSION
+
+__all__ = ["COMMANDS", "code_blocks", "run_command"]
+
+Command = Callable[[Any, list[str], str], Any]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(*names: str) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        for name in names:
+            COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def run_command(magics: Any, line: str) -> Any:
+    line = line.strip()
+    if not line:
+        return show_settings(magics, [], "")
+    name, _, rest = line.partition(" ")
+    fn = COMMANDS.get(name)
+    if fn is None:
+        return ask_line(magics, line)
+    try:
+        args = shlex.split(rest)
+    except ValueError as error:
+        raise ConfigError(f"%chat {name}: {error}") from None
+    return fn(magics, args, rest.strip())
+
+
+def _show(text: str, html_text: str | None = None) -> None:
+    from IPython.display import display
+
+    bundle = {"text/plain": text}
+    if html_text is not None:
+        bundle["text/html"] = html_text
+    display(bundle, raw=True)
+
+
+def _thread_name(args: list[str], index: int = 0) -> str:
+    return args[index] if len(args) > index else "default"
+
+
+@command("settings")
+def show_settings(magics: Any, args: list[str], rest: str) -> None:
+    settings = SESSION.thread("default").settings()
+    rows = settings.describe()
+    rows["threads"] = ", ".join(f"{n} ({len(c.turns)})" for n, c in SESSION.threads.items()) or "-"
+    width = max(map(len, rows))
+    _show("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows.items()))
+
+
+@command("model")
+def set_model(magics: Any, args: list[str], rest: str) -> None:
+    if not args:
+        _show(f"model: {SESSION.thread().settings().model or '(not set)'}")
+        return
+    SESSION.commands["model"] = args[0]
+    _show(f"model: {args[0]}")
+
+
+@command("provider")
+def set_provider(magics: Any, args: list[str], rest: str) -> None:
+    if not args:
+        preset = SESSION.thread().settings().preset
+        _show(f"provider: {preset.name if preset else '(none)'}")
+        return
+    preset = get_preset(args[0])
+    SESSION.commands["provider"] = preset.name
+    SESSION.commands.pop("base_url", None)
+    if preset.name == "local":
+        from .local import ensure_server
+
+        server = ensure_server()
+        SESSION.commands["base_url"] = server.base_url
+    settings = SESSION.thread().settings()
+    _show(f"provider: {preset.name} · {settings.base_url} · model {settings.model or '(not set)'}")
+
+
+@command("base_url", "url")
+def set_base_url(magics: Any, args: list[str], rest: str) -> None:
+    if not args:
+        raise ConfigError("%chat base_url takes a URL, e.g. http://localhost:8080/v1")
+    SESSION.commands["base_url"] = args[0].rstrip("/")
+    _show(f"base_url: {SESSION.commands['base_url']}")
+
+
+@command("key")
+def set_key(magics: Any, args: list[str], rest: str) -> None:
+    import getpass
+
+    from ._settings import Secret
+
+    if args:
+        raise ConfigError("%chat key takes no argument: it asks, so the key stays out of the cell")
+    value = getpass.getpass("API key (kept in this kernel's memory only): ")
+    SESSION.commands["api_key"] = Secret(value)
+    _show("key set for this kernel")
+
+
+@command("system")
+def set_system(magics: Any, args: list[str], rest: str) -> None:
+    chat = SESSION.thread()
+    chat.system = rest or None
+    _show(f"system prompt: {rest or '(none)'}")
+
+
+@command("reset")
+def reset(magics: Any, args: list[str], rest: str) -> None:
+    name = _thread_name(args)
+    SESSION.thread(name).reset()
+    _show(f"thread {name!r} is empty")
+
+
+@command("undo")
+def undo(magics: Any, args: list[str], rest: str) -> None:
+    name = _thread_name(args)
+    turn = SESSION.thread(name).undo()
+    _show(f"removed the last turn of {name!r}" if turn else f"thread {name!r} is already empty")
+
+
+@command("threads")
+def threads(magics: Any, args: list[str], rest: str) -> None:
+    if not SESSION.threads:
+        _show("no threads yet")
+        return
+    _show("\n".join(f"{name}: {len(chat.turns)} turns" for name, chat in SESSION.threads.items()))
+
+
+def message_text(content: Any) -> str:
+    """A message's content for people: images by reference, never their base64."""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content or []:
+        if part.get("type") == "text":
+            parts.append(part.get("text", ""))
+        elif part.get("type") == "image_url":
+            url = (part.get("image_url") or {}).get("url", "")
+            label = part.get("ipychat_source") or (
+                f"data URL, {len(url):,} chars" if url.startswith("data:") else url
+            )
+            parts.append(f"[image: {label}]")
+    return "\n".join(parts)
+
+
+@command("history")
+def history(magics: Any, args: list[str], rest: str) -> None:
+    name = _thread_name(args)
+    chat = SESSION.thread(name)
+    lines = []
+    blocks = []
+    if chat.system:
+        lines.append(f"system: {chat.system}")
+        blocks.append(f"<p><b>system</b>: {html.escape(chat.system)}</p>")
+    for index, turn in enumerate(chat.turns, 1):
+        status = "" if turn.status == "complete" else f" [{turn.status}]"
+        for message in turn.messages:
+            text = message_text(message.get("content"))
+            role = message.get("role", "?")
+            lines.append(f"[{index}] {role}{status if role == 'assistant' else ''}: {text}")
+            blocks.append(
+                f"<p><b>[{index}] {html.escape(role)}</b>"
+                f"{html.escape(status) if role == 'assistant' else ''}: "
+                f'<span style="white-space: pre-wrap">{html.escape(text)}</span></p>'
+            )
+    if not lines:
+        _show(f"thread {name!r} is empty")
+        return
+    _show("\n".join(lines), "".join(blocks))
+
+
+@command("save")
+def save(magics: Any, args: list[str], rest: str) -> None:
+    if not args:
+        raise ConfigError("%chat save takes a path: %chat save thread.json [THREAD]")
+    path = SESSION.thread(_thread_name(args, 1)).save(args[0])
+    _show(f"saved to {path}")
+
+
+@command("load")
+def load(magics: Any, args: list[str], rest: str) -> None:
+    if not args:
+        raise ConfigError("%chat load takes a path: %chat load thread.json [THREAD]")
+    chat = SESSION.thread(_thread_name(args, 1))
+    chat.load_into(args[0])
+    _show(f"loaded {len(chat.turns)} turns into {_thread_name(args, 1)!r}")
+
+
+_FENCED = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[ \t]*$", re.M | re.S)
+
+
+def code_blocks(text: str) -> list[str]:
+    return [m.group(2) for m in _FENCED.finditer(text)]
+
+
+@command("code")
+def code(magics: Any, args: list[str], rest: str) -> None:
+    chat = SESSION.thread()
+    if not chat.turns:
+        raise ConfigError("no reply yet: ask something first")
+    content = chat.turns[-1].replies[-1].get("content") or ""
+    blocks = code_blocks(content)
+    if not blocks:
+        raise ConfigError("the last reply has no code block")
+    try:
+        number = int(args[0]) if args else 1
+    except ValueError:
+        raise ConfigError("%chat code takes a block number, e.g. %chat code 2") from None
+    if not 1 <= number <= len(blocks):
+        raise ConfigError(f"the last reply has {len(blocks)} code block(s); pick 1–{len(blocks)}")
+    magics.shell.set_next_input(blocks[number - 1].rstrip("\n"), replace=False)
+
+
+@command("retry")
+def retry(magics: Any, args: list[str], rest: str) -> Any:
+    from ._live import ask_live
+
+    chat = SESSION.thread(_thread_name(args))
+    if not chat.turns:
+        raise ConfigError("nothing to retry: the thread is empty")
+    turn = chat.turns[-1]
+    content = turn.user.get("content")
+    prompt = content if isinstance(content, str) else message_text(
+        [p for p in content if p.get("type") == "text"]
+    )
+    images = None if isinstance(content, str) else [
+        p for p in content if p.get("type") == "image_url"
+    ]
+    params = dict(turn.meta.get("params") or {})
+    params.pop("stream_options", None)
+    params.pop("response_format", None)
+    chat.turns.pop()
+    before = len(chat.turns)
+    try:
+        ask_live(chat, prompt, images, owns_cell=True, **params)
+    except BaseException:
+        if len(chat.turns) == before:
+            chat.turns.append(turn)  # the retry failed before anything arrived: keep the old
+        raise
+
+
+def ask_line(magics: Any, text: str) -> None:
+    from ._live import ask_live
+
+    ask_live(SESSION.thread(), text, owns_cell=True)

@@ -1,0 +1,195 @@
+"""The one error hierarchy of ipychat.
+
+    ChatError
+    ├── ConfigError            bad settings or input, found before any request is sent
+    ├── APIConnectionError     the server could not be reached or the connection broke
+    │   └── APITimeoutError    connect or read (between chunks) timed out
+    ├── APIStatusError         the server answered with an HTTP error status
+    │   ├── BadRequestError        400, 404, 409, 413, 422 (404 also: unknown model or path)
+    │   ├── AuthenticationError    401, 403
+    │   ├── RateLimitError         429
+    │   └── ServerError            5xx
+    ├── StreamError            the stream broke midway (error event, bad JSON, not SSE)
+    └── CassetteError          replay found no recorded answer for a request
+
+`status_error()` is the single place that maps a status code and the provider's error object to a
+class and a one-line message. Messages never contain the API key: they are built from the
+provider's own error text, which `redact()` scrubs of anything key-shaped we know about.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CassetteError",
+    "ChatError",
+    "ConfigError",
+    "RateLimitError",
+    "ServerError",
+    "StreamError",
+]
+
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a key so that every error text built later is scrubbed of it."""
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+class ChatError(Exception):
+    """Base class of every error ipychat raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: the user needs the one line, not our stack.
+        return [f"\x1b[31m{type(self).__name__}: {self}\x1b[0m"]
+
+
+class ConfigError(ChatError, ValueError):
+    """Settings or input are wrong; nothing was sent."""
+
+
+class APIConnectionError(ChatError):
+    """The server could not be reached, or the connection broke."""
+
+
+class APITimeoutError(APIConnectionError):
+    """Connecting, or waiting for the next chunk, took longer than the timeout."""
+
+
+class APIStatusError(ChatError):
+    """The server answered with an HTTP error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: Any = None,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+        self.param = param
+        self.code = code
+        self.retry_after = retry_after
+
+
+class BadRequestError(APIStatusError):
+    """The request was refused as invalid (400, 404, 409, 413, 422)."""
+
+
+class AuthenticationError(APIStatusError):
+    """The key is missing, wrong, or not allowed to do this (401, 403)."""
+
+
+class RateLimitError(APIStatusError):
+    """Too many requests, or the quota is used up (429)."""
+
+
+class ServerError(APIStatusError):
+    """The provider failed (5xx)."""
+
+
+class StreamError(ChatError):
+    """The stream broke after it started; what arrived is kept on `.reply` (when set)."""
+
+    reply: Any = None
+
+
+class CassetteError(ChatError):
+    """Replay mode found no recorded response for a request."""
+
+
+_HINTS = {
+    401: "check the API key (%chat key, or the provider's *_API_KEY variable)",
+    403: "the key is not allowed to use this model or endpoint",
+    404: "check the model name (%chat model NAME) and the base URL (it usually ends in /v1)",
+    429: "rate-limited or out of credit: wait, or check your plan",
+}
+
+
+def _error_object(body: Any) -> dict[str, Any]:
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            return err
+        if isinstance(err, str):
+            return {"message": err}
+    if isinstance(body, str) and body.strip():
+        return {"message": body.strip()[:300]}
+    return {}
+
+
+def _class_for(status: int) -> type[APIStatusError]:
+    if status in (401, 403):
+        return AuthenticationError
+    if status == 429:
+        return RateLimitError
+    if status >= 500:
+        return ServerError
+    return BadRequestError
+
+
+def status_error(
+    status: int, body: Any, *, retry_after: float | None = None
+) -> APIStatusError:
+    """Build the error for an HTTP error response: one line, status first, then a hint."""
+    if isinstance(body, (bytes, str)):
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = text
+    err = _error_object(body)
+    detail = err.get("message") or err.get("detail") or ""
+    if not isinstance(detail, str):
+        detail = json.dumps(detail)[:300]
+    detail = " ".join(detail.split())
+    param = err.get("param") if isinstance(err.get("param"), str) else None
+    code = err.get("code")
+    code = str(code) if code is not None else None
+    parts = [f"HTTP {status}"]
+    if detail:
+        parts.append(detail)
+    if param:
+        parts.append(f"(param: {param})")
+    message = ": ".join(parts[:2]) + (" " + parts[2] if len(parts) > 2 else "")
+    hint = _HINTS.get(status)
+    if status >= 500 and _is_no_images(detail):
+        hint = "this model or server takes no images; ask without -i"
+    if hint:
+        message += f" — {hint}"
+    return _class_for(status)(
+        message, status_code=status, body=body, param=param, code=code, retry_after=retry_after
+    )
+
+
+def _is_no_images(detail: str) -> bool:
+    # llama-cpp-python answers a list-of-parts content with this 500 (see LOCAL_MODEL.md).
+    return "concatenate str" in detail and "list" in detail

@@ -1,0 +1,249 @@
+"""The live view of a streaming answer, and `ask_live`, which drives it from the calling thread.
+
+Finished markdown blocks are rendered once and frozen into an output of their own; only the
+unfinished tail is re-rendered (cheaply: code stays unhighlighted until its fence closes) and
+re-sent, at most every `interval` seconds. So the bytes sent grow with the answer, not with its
+square. When the turn ends, the pieces are replaced by one clean bundle.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any
+
+from ._blocks import BlockSplitter
+from ._display import Frontend, pick_frontend
+from ._messages import Event, Reply
+from ._render import (
+    WRAP,
+    footer_text,
+    reasoning_html,
+    render_markdown,
+    reply_bundle,
+)
+
+__all__ = ["LiveView", "ask_live"]
+
+INTERVAL = 0.1  # seconds between updates: ~10 per second
+BYTES_PER_SECOND = 200_000  # a long tail or reasoning panel slows its own updates down to this
+
+
+def _html(inner: str) -> dict[str, Any]:
+    return {"text/html": WRAP.format(inner), "text/plain": ""}
+
+
+class LiveView:
+    def __init__(self, frontend: Frontend, *, owns_cell: bool = False, interval: float = INTERVAL):
+        self.frontend = frontend
+        self.owns_cell = owns_cell
+        self.interval = interval
+        self.splitter = BlockSplitter()
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.frozen: list[str] = []  # rendered html of finished blocks
+        self._pending: list[str] = []  # frozen, not yet sent
+        self._handles: list[str] = []
+        self._tail: str | None = None
+        self._think: str | None = None
+        self._note: str | None = None
+        self._dirty_tail = self._dirty_think = False
+        self._next = 0.0
+        self._started = time.perf_counter()
+        self._answer_at: float | None = None
+        self.kept: list[dict[str, Any]] = []
+
+    # -- events -----------------------------------------------------------------------
+    def feed(self, event: Event) -> None:
+        if event.kind == "content":
+            self._content(event.text)
+        elif event.kind == "reasoning":
+            self.reasoning.append(event.text)
+            if not self.frontend.rich:
+                self.frontend.write(event.text)
+            self._dirty_think = True
+        elif event.kind == "retry":
+            self.note(f"⟳ {event.text}")
+
+    def _content(self, text: str) -> None:
+        if self._answer_at is None:
+            self._answer_at = time.perf_counter()
+            self._dirty_think = bool(self.reasoning)
+            if self.reasoning and not self.frontend.rich:
+                self.frontend.write("\n\n")
+        self.content.append(text)
+        if not self.frontend.rich:
+            self.frontend.write(text)
+            return
+        for block in self.splitter.feed(text):
+            html = render_markdown(block)
+            self.frozen.append(html)
+            self._pending.append(html)
+        self._dirty_tail = True
+
+    def note(self, text: str, *, keep: bool = False) -> None:
+        """A one-line note above the answer; `keep` ones stay in the final output."""
+        bundle = {"text/plain": text, "text/html": f"<div><i>{_esc(text)}</i></div>"}
+        if not self.frontend.rich:
+            self.frontend.write(text + "\n")
+        elif keep:
+            self.kept.append(bundle)
+            self.frontend.show(bundle)
+        elif self._note is None:
+            self._note = self.frontend.show(bundle)
+        else:
+            self.frontend.update(self._note, bundle)
+
+    # -- sending ------------------------------------------------------------------------
+    def tick(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not self.frontend.rich or (not force and now < self._next):
+            return
+        sent = 0
+        if self._dirty_think:
+            sent += self._send_reasoning()
+        if self._pending or self._dirty_tail:
+            sent += self._send_answer()
+        self._next = now + max(self.interval, sent / BYTES_PER_SECOND)
+
+    def _send_reasoning(self) -> int:
+        self._dirty_think = False
+        seconds = (self._answer_at or time.perf_counter()) - self._started
+        html = reasoning_html(
+            "".join(self.reasoning), open_=self._answer_at is None, seconds=seconds, tokens=None
+        )
+        bundle = _html(html)
+        if self._think is None:
+            self._think = self.frontend.show(bundle)
+        else:
+            self.frontend.update(self._think, bundle)
+        return len(html)
+
+    def _send_answer(self) -> int:
+        sent = 0
+        if self._pending:
+            html = "".join(self._pending)
+            self._pending.clear()
+            # The live tail's output becomes the frozen blocks; a new output takes the tail.
+            if self._tail is None:
+                self._handles.append(self.frontend.show(_html(html)))
+            else:
+                self.frontend.update(self._tail, _html(html))
+                self._tail = None
+            sent += len(html)
+        self._dirty_tail = False
+        tail = self._tail_html()
+        if tail:
+            if self._tail is None:
+                self._tail = self.frontend.show(_html(tail))
+                self._handles.append(self._tail)
+            else:
+                self.frontend.update(self._tail, _html(tail))
+            sent += len(tail)
+        return sent
+
+    def _tail_html(self) -> str:
+        tail = self.splitter.tail
+        if not tail.strip():
+            return ""
+        fence = self.splitter.fence
+        if fence is not None:
+            return render_markdown(tail + "\n" + fence, highlight=False)
+        return render_markdown(tail, highlight=False)
+
+    # -- the end ----------------------------------------------------------------------
+    def finish(self, reply: Reply) -> None:
+        if not self.frontend.rich:
+            self.frontend.write(f"\n[{footer_text(reply)}]\n")
+            return
+        if reply.reasoning_time is None and self.reasoning:
+            reply.reasoning_time = (self._answer_at or time.perf_counter()) - self._started
+        answer = "".join(self.frozen) + "".join(
+            render_markdown(block) for block in self.splitter.finish()
+        )
+        bundle = reply_bundle(reply, answer)
+        if self.owns_cell:
+            self.frontend.clear()
+            for kept in self.kept:
+                self.frontend.show(kept)
+            self.frontend.show(bundle)
+            return
+        handles = [h for h in (self._think, *self._handles) if h]
+        if not handles:
+            self.frontend.show(bundle)
+            return
+        self.frontend.update(handles[0], bundle)
+        for handle in handles[1:]:
+            self.frontend.update(handle, {"text/plain": ""})
+
+    def partial(self, status: str, error: str | None, model: str | None) -> Reply:
+        """A reply from what has been shown, for when the stream ended without one."""
+        return Reply(
+            content="".join(self.content),
+            reasoning="".join(self.reasoning),
+            model=model,
+            status=status,  # type: ignore[arg-type]
+            error=error,
+            elapsed=time.perf_counter() - self._started,
+        )
+
+
+def _esc(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def ask_live(
+    chat: Any,
+    prompt: str,
+    images: Any = None,
+    *,
+    frontend: Frontend | None = None,
+    owns_cell: bool = False,
+    notes: list[str] | tuple[str, ...] = (),
+    **params: Any,
+) -> Reply:
+    """Ask on the private loop and stream into the cell from this (the kernel's main) thread.
+
+    KeyboardInterrupt (Kernel → Interrupt) cancels the request, waits for its connection to
+    close, shows the partial answer marked interrupted, and is re-raised so that Run All stops.
+    """
+    from ._errors import StreamError
+    from ._loop import run_sync
+
+    view = LiveView(frontend or pick_frontend(), owns_cell=owns_cell)
+    for text in notes:
+        view.note(text, keep=True)
+    queue: collections.deque[Event] = collections.deque()
+    result: list[Reply] = []
+
+    async def pump() -> None:
+        async for event in chat.stream(prompt, images, **params):
+            queue.append(event)
+
+    def poll() -> None:
+        while queue:
+            event = queue.popleft()
+            if event.kind == "reply":
+                result.append(event.reply)  # type: ignore[arg-type]
+            else:
+                view.feed(event)
+        view.tick()
+
+    try:
+        run_sync(pump(), poll=poll)
+    except KeyboardInterrupt:
+        poll()
+        if view.content or view.reasoning:
+            view.finish(view.partial("interrupted", "interrupted", params.get("model")))
+        raise
+    except StreamError as error:
+        poll()
+        if error.reply is not None:
+            view.finish(error.reply)
+        raise
+    poll()
+    reply = result[-1]
+    view.finish(reply)
+    return reply

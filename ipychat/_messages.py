@@ -1,0 +1,171 @@
+"""Domain types: usage, replies, turns, and the OpenAI wire shapes they turn into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+__all__ = ["Event", "Message", "Reply", "Turn", "Usage"]
+
+
+class Message(TypedDict, total=False):
+    """An OpenAI chat message as sent on the wire."""
+
+    role: str
+    content: Any
+    name: str
+    tool_calls: list[dict[str, Any]]
+    tool_call_id: str
+    reasoning_content: str
+
+
+def _num(value: Any) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _int(value: Any) -> int:
+    number = _num(value)
+    return int(number) if number is not None else 0
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: float | None = None
+
+    @classmethod
+    def from_api(cls, usage: dict[str, Any] | None, meta: Any = None) -> Usage | None:
+        """Read `usage` of a response or final chunk, in every dialect of SPEC §10."""
+        if not isinstance(usage, dict) and not isinstance(meta, dict):
+            return None
+        usage = usage if isinstance(usage, dict) else {}
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        completion_details = usage.get("completion_tokens_details") or {}
+        cached = _int(prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else 0)
+        cached = cached or _int(usage.get("prompt_cache_hit_tokens"))
+        reasoning = 0
+        if isinstance(completion_details, dict):
+            reasoning = _int(completion_details.get("reasoning_tokens"))
+        cost = _num(usage.get("cost"))
+        if cost is None and isinstance(meta, dict):
+            meta_usage = meta.get("usage")
+            if isinstance(meta_usage, dict):
+                cost = _num(meta_usage.get("usd_spent"))
+        prompt = _int(usage.get("prompt_tokens"))
+        completion = _int(usage.get("completion_tokens"))
+        total = _int(usage.get("total_tokens")) or prompt + completion
+        return cls(prompt, completion, total, cached, reasoning, cost)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None,)}
+
+
+Status = Literal["complete", "incomplete", "interrupted"]
+
+
+@dataclass
+class Reply:
+    """One answer of the model: what the user reads, plus what it cost and how it ended."""
+
+    content: str = ""
+    reasoning: str = ""
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    data: Any = None
+    status: Status = "complete"
+    error: str | None = None
+    ttft: float | None = None  # seconds from request to first token
+    elapsed: float | None = None  # seconds from request to last byte
+    reasoning_time: float | None = None
+    id: str | None = None
+
+    @property
+    def cost(self) -> float | None:
+        return self.usage.cost if self.usage else None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.status == "interrupted"
+
+    @property
+    def incomplete(self) -> bool:
+        return self.status != "complete"
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        tokens = self.usage.completion_tokens if self.usage else 0
+        if not tokens or self.elapsed is None or self.ttft is None:
+            return None
+        span = self.elapsed - self.ttft
+        return tokens / span if span > 0 else None
+
+    def message(self) -> Message:
+        """The assistant message this reply adds to a thread."""
+        msg: Message = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            msg["tool_calls"] = self.tool_calls
+            if self.reasoning:
+                # DeepSeek's thinking mode rejects a follow-up to a tool call without it.
+                msg["reasoning_content"] = self.reasoning
+        return msg
+
+    def __str__(self) -> str:
+        return self.content
+
+    def __repr__(self) -> str:
+        text = self.content if len(self.content) <= 60 else self.content[:57] + "..."
+        extra = f", status={self.status!r}" if self.status != "complete" else ""
+        return f"Reply({text!r}, model={self.model!r}{extra})"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # The one reference from the core up to rendering; lazy, so the core imports without it.
+        from ._render import reply_bundle
+
+        return reply_bundle(self)
+
+
+@dataclass
+class Turn:
+    """A user message and what came back for it, with the metadata saved alongside."""
+
+    user: Message
+    replies: list[Message]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def messages(self) -> list[Message]:
+        return [self.user, *self.replies]
+
+    @property
+    def status(self) -> str:
+        return str(self.meta.get("status", "complete"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"messages": self.messages, "meta": self.meta}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Turn:
+        messages = list(data.get("messages") or [])
+        if not messages or messages[0].get("role") != "user":
+            raise ValueError("a saved turn must start with a user message")
+        return cls(messages[0], messages[1:], dict(data.get("meta") or {}))
+
+
+@dataclass
+class Event:
+    """What `Chat.stream()` yields.
+
+    kind: "content" and "reasoning" carry `text` deltas; "retry" carries a note and `delay`;
+    "reply" is last and carries the finished `reply`.
+    """
+
+    kind: Literal["content", "reasoning", "retry", "reply"]
+    text: str = ""
+    reply: Reply | None = None
+    delay: float = 0.0

@@ -1,0 +1,217 @@
+"""Markdown → safe HTML, and the pieces of a reply's output (reasoning panel, footer, bundle).
+
+Model output is untrusted. Python-Markdown runs with its raw-HTML handling removed, so any tag
+in the text comes out escaped, as text; the result then goes through nh3 (the ammonia sanitizer)
+with a small allow-list, which also drops `javascript:`/`data:` links. Images in model markdown
+become links: loading them would let injected text send data to any server. Code is highlighted
+after sanitizing, from the escaped text, into spans whose colours are the front end's CSS
+variables, so light and dark themes both read well.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._messages import Reply
+
+__all__ = ["footer_text", "reasoning_html", "render_code", "render_markdown", "reply_bundle"]
+
+_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "del", "details", "div", "em", "h1", "h2",
+    "h3", "h4", "h5", "h6", "hr", "i", "kbd", "li", "ol", "p", "pre", "s", "span", "strong",
+    "sub", "summary", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul",
+}
+_ATTRS = {"a": {"href", "title"}, "code": {"class"}, "td": {"align"}, "th": {"align"},
+          "ol": {"start"}}
+_IMG = re.compile(r'<img alt="([^"]*)" src="([^"]*)"(?: title="[^"]*")? ?/?>')
+_CODE = re.compile(r'<pre><code(?: class="language-([\w+#.-]+)")?>(.*?)</code></pre>', re.S)
+
+WRAP = (
+    '<div class="ipychat-reply" style="color: var(--jp-content-font-color1, inherit); '
+    'line-height: 1.5">{}</div>'
+)
+PRE = (
+    '<pre style="background: var(--jp-layout-color2, rgba(127,127,127,.12)); '
+    'padding: 6px 8px; border-radius: 4px; overflow-x: auto"><code>{}</code></pre>'
+)
+
+
+@lru_cache(maxsize=1)
+def _markdown() -> Any:
+    import markdown
+
+    md = markdown.Markdown(extensions=["fenced_code", "tables", "sane_lists"])
+    md.preprocessors.deregister("html_block")
+    md.inlinePatterns.deregister("html")
+    return md
+
+
+def render_markdown(text: str, *, highlight: bool = True) -> str:
+    """Safe HTML for one piece of model markdown (no wrapper)."""
+    import nh3
+
+    md = _markdown()
+    md.reset()
+    out = md.convert(text)
+    out = _IMG.sub(lambda m: f'<a href="{m.group(2)}">[image: {m.group(1)}]</a>', out)
+    out = nh3.clean(out, tags=_TAGS, attributes=_ATTRS, url_schemes={"http", "https", "mailto"})
+    return _CODE.sub(_highlight_match if highlight else _plain_match, out)
+
+
+def _highlight_match(match: re.Match[str]) -> str:
+    return render_code(html.unescape(match.group(2)), match.group(1))
+
+
+def _plain_match(match: re.Match[str]) -> str:
+    return PRE.format(match.group(2))
+
+
+# Pygments token type -> (JupyterLab CSS variable, fallback colour)
+_COLOURS = {
+    "Keyword": ("--jp-mirror-editor-keyword-color", "#008000"),
+    "Name.Builtin": ("--jp-mirror-editor-builtin-color", "#008000"),
+    "Name.Function": ("--jp-mirror-editor-def-color", "#0000ff"),
+    "Name.Class": ("--jp-mirror-editor-def-color", "#0000ff"),
+    "Name.Decorator": ("--jp-mirror-editor-meta-color", "#aa22ff"),
+    "Literal.String": ("--jp-mirror-editor-string-color", "#ba2121"),
+    "Literal.Number": ("--jp-mirror-editor-number-color", "#080"),
+    "Comment": ("--jp-mirror-editor-comment-color", "#408080"),
+    "Operator": ("--jp-mirror-editor-operator-color", "#aa22ff"),
+}
+
+
+@lru_cache(maxsize=256)
+def _style_for(token: Any) -> str | None:
+    while token is not None and len(token):
+        spec = _COLOURS.get(".".join(token))
+        if spec:
+            return f"color: var({spec[0]}, {spec[1]})"
+        token = token.parent
+    return None
+
+
+def render_code(code: str, language: str | None = None) -> str:
+    """A highlighted `<pre>`; unknown languages stay plain, escaped text."""
+    lexer = _lexer(language) if language else None
+    if lexer is None:
+        return PRE.format(html.escape(code))
+    parts = []
+    for token, value in lexer.get_tokens(code):
+        style = _style_for(token)
+        text = html.escape(value)
+        parts.append(f'<span style="{style}">{text}</span>' if style else text)
+    body = "".join(parts)
+    if body.endswith("\n") and not code.endswith("\n"):
+        body = body[:-1]
+    return PRE.format(body)
+
+
+@lru_cache(maxsize=64)
+def _lexer(language: str) -> Any:
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        return get_lexer_by_name(language, stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        return None
+
+
+def render_plain(text: str) -> str:
+    """The cheap rendering of an unfinished piece: escaped text, line breaks kept."""
+    return f'<div style="white-space: pre-wrap">{html.escape(text)}</div>'
+
+
+def reasoning_html(text: str, *, open_: bool, seconds: float | None, tokens: int | None) -> str:
+    summary = "Reasoning"
+    if tokens:
+        summary += f" · {tokens:,} tokens"
+    else:
+        summary += f" · {len(text):,} chars"
+    if seconds is not None:
+        summary += f" · {seconds:.1f} s"
+    return (
+        f'<details class="ipychat-reasoning"{" open" if open_ else ""} style="margin-bottom: 6px;'
+        ' color: var(--jp-content-font-color2, #666)">'
+        f'<summary style="cursor: pointer">{html.escape(summary)}</summary>'
+        '<div style="white-space: pre-wrap; font-size: 0.92em; border-left: 2px solid '
+        f'var(--jp-border-color2, #ccc); padding-left: 8px">{html.escape(text)}</div></details>'
+    )
+
+
+def footer_text(reply: Reply) -> str:
+    """One line: model, tokens, cost, time to first token, speed, and how it ended."""
+    items = [reply.model or "?"]
+    usage = reply.usage
+    if usage:
+        tokens = f"{usage.prompt_tokens:,} in"
+        if usage.cached_tokens:
+            tokens += f" ({usage.cached_tokens:,} cached)"
+        tokens += f" · {usage.completion_tokens:,} out"
+        if usage.reasoning_tokens:
+            tokens += f" ({usage.reasoning_tokens:,} reasoning)"
+        items.append(tokens)
+        if usage.cost is not None:
+            items.append(f"${usage.cost:.4f}" if usage.cost < 1 else f"${usage.cost:,.2f}")
+    if reply.ttft is not None:
+        items.append(f"first token {reply.ttft:.2f} s")
+    speed = reply.tokens_per_second
+    if speed:
+        items.append(f"{speed:.0f} tok/s")
+    elif reply.elapsed is not None:
+        items.append(f"{reply.elapsed:.1f} s")
+    note = status_note(reply)
+    if note:
+        items.append(note)
+    return " · ".join(items)
+
+
+def status_note(reply: Reply) -> str | None:
+    if reply.status == "interrupted":
+        return "⏹ interrupted"
+    if reply.status == "incomplete":
+        return f"⚠ incomplete: {reply.error or 'the stream broke'}"
+    if reply.finish_reason == "length":
+        return "✂ cut at max tokens"
+    if reply.finish_reason == "content_filter":
+        return "⚠ stopped by the provider's content filter"
+    if reply.error:
+        return f"⚠ {reply.error}"
+    return None
+
+
+def footer_html(reply: Reply) -> str:
+    return (
+        '<div class="ipychat-footer" style="margin-top: 6px; font-size: 0.85em; '
+        f'color: var(--jp-content-font-color3, #888)">{html.escape(footer_text(reply))}</div>'
+    )
+
+
+def reply_html(reply: Reply, answer_html: str | None = None) -> str:
+    parts = []
+    if reply.reasoning:
+        tokens = reply.usage.reasoning_tokens if reply.usage else None
+        parts.append(
+            reasoning_html(reply.reasoning, open_=False, seconds=reply.reasoning_time,
+                           tokens=tokens)
+        )
+    parts.append(answer_html if answer_html is not None else render_markdown(reply.content))
+    parts.append(footer_html(reply))
+    return WRAP.format("".join(parts))
+
+
+def reply_bundle(reply: Reply, answer_html: str | None = None) -> dict[str, Any]:
+    """The final output: rendered HTML, the raw answer as markdown, and plain text."""
+    plain = reply.content
+    note = status_note(reply)
+    if note:
+        plain += f"\n[{note}]"
+    return {
+        "text/html": reply_html(reply, answer_html),
+        "text/markdown": reply.content,
+        "text/plain": plain,
+    }

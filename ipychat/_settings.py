@@ -1,0 +1,173 @@
+"""Where the base URL, key and model come from (SPEC §2), and the key as a secret type.
+
+Resolution order, first found wins: magic flag → `%chat` command in this kernel →
+`%config ChatMagics.*` → `IPYCHAT_*` variables → provider preset → `OPENAI_*`.
+Callers pass the first three as `layers`, highest first.
+
+Choosing a provider in a layer also chooses its base URL at that layer: `%chat provider deepseek`
+must switch to DeepSeek even when `IPYCHAT_BASE_URL` points elsewhere. For the same reason a key
+is only taken from a variable that belongs to the provider in use, so a key meant for one service
+is never sent to another.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._errors import ConfigError, register_secret
+from ._providers import Preset, get_preset
+
+__all__ = ["Secret", "Settings", "is_loopback", "resolve"]
+
+FIELDS = ("base_url", "api_key", "model", "provider")
+ENV = {
+    "base_url": "IPYCHAT_BASE_URL",
+    "api_key": "IPYCHAT_API_KEY",
+    "model": "IPYCHAT_MODEL",
+    "provider": "IPYCHAT_PROVIDER",
+}
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class Secret:
+    """A key that will not print itself: repr, str and format show only that it is set."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        value = value.strip()
+        if not value:
+            raise ConfigError("the API key is empty")
+        self._value = value
+        register_secret(value)
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"<secret, {len(self._value)} chars>"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an API key is not saved or pickled")
+
+
+def as_secret(value: str | Secret | None) -> Secret | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    return Secret(value) if value.strip() else None
+
+
+def is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str
+    api_key: Secret | None
+    model: str | None
+    preset: Preset | None
+    sources: Mapping[str, str]  # field -> where it came from, for `%chat` to show
+
+    def require(self) -> None:
+        """Fail before sending anything when the request could not succeed."""
+        if not self.base_url and not (self.preset and self.preset.name == "local"):
+            raise ConfigError("no base URL: set IPYCHAT_BASE_URL or choose %chat provider NAME")
+        if not self.model:
+            raise ConfigError(
+                "no model set: use -m NAME, %chat model NAME, or the IPYCHAT_MODEL variable"
+            )
+        if self.api_key is None and self.base_url and not is_loopback(self.base_url):
+            where = self.preset.key_env if self.preset and self.preset.key_env else "IPYCHAT_API_KEY"
+            raise ConfigError(
+                f"no API key for {self.base_url}: run %chat key, or set {where}"
+            )
+
+    def describe(self) -> dict[str, str]:
+        """What `%chat` shows: the key masked, never any of its characters."""
+        key = "set" if self.api_key else "not set"
+        if self.api_key and self.sources.get("api_key"):
+            key += f" (from {self.sources['api_key']})"
+        return {
+            "provider": self.preset.name if self.preset else "(none)",
+            "base_url": self.base_url or "(started on first use)",
+            "model": self.model or "(not set)",
+            "api_key": key,
+        }
+
+
+def resolve(
+    layers: Sequence[Mapping[str, Any]] = (), env: Mapping[str, str] | None = None
+) -> Settings:
+    env = os.environ if env is None else env
+    env_layer = {name: env.get(var) for name, var in ENV.items()}
+    named = [*(("layer", dict(layer)) for layer in layers), ("env", env_layer)]
+    found: dict[str, tuple[int, Any]] = {}
+    for index, (_, layer) in enumerate(named):
+        for name in FIELDS:
+            value = layer.get(name)
+            if name not in found and value not in (None, ""):
+                found[name] = (index, value)
+    env_index = len(named) - 1
+    sources = {name: _source(i, env_index, name) for name, (i, _) in found.items()}
+
+    preset = get_preset(found["provider"][1]) if "provider" in found else None
+    provider_at = found["provider"][0] if "provider" in found else len(named)
+
+    if "base_url" in found and found["base_url"][0] <= provider_at:
+        base_url = str(found["base_url"][1])
+    elif preset is not None:
+        base_url, sources["base_url"] = preset.base_url, f"provider {preset.name}"
+    elif env.get("OPENAI_BASE_URL"):
+        base_url, sources["base_url"] = env["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
+    else:
+        base_url, sources["base_url"] = DEFAULT_BASE_URL, "default"
+    base_url = base_url.rstrip("/")
+
+    key, key_source = _key(found, env, preset, provider_at, env_index)
+    if key_source:
+        sources["api_key"] = key_source
+    model = found["model"][1] if "model" in found else (preset.default_model if preset else None)
+    return Settings(base_url, as_secret(key), model, preset, sources)
+
+
+def _source(index: int, env_index: int, name: str) -> str:
+    return ENV[name] if index == env_index else "settings"
+
+
+def _key(
+    found: dict[str, tuple[int, Any]],
+    env: Mapping[str, str],
+    preset: Preset | None,
+    provider_at: int,
+    env_index: int,
+) -> tuple[str | Secret | None, str | None]:
+    if "api_key" in found:
+        index, value = found["api_key"]
+        if index < env_index:
+            return value, "settings"
+        # IPYCHAT_API_KEY belongs to IPYCHAT_PROVIDER / IPYCHAT_BASE_URL, not to a provider
+        # chosen above them.
+        if provider_at >= env_index:
+            return value, "IPYCHAT_API_KEY"
+    if preset is not None and preset.key_env and env.get(preset.key_env):
+        return env[preset.key_env], preset.key_env
+    if (preset is None or preset.name == "openai") and env.get("OPENAI_API_KEY"):
+        return env["OPENAI_API_KEY"], "OPENAI_API_KEY"
+    return None, None
