@@ -48,9 +48,12 @@ class BlockSplitter:
             pos = end + 1
             if self._fence is not None:
                 match = _FENCE.match(line.lstrip())
-                if match and match.group(1)[0] == self._fence[0] and len(
-                    match.group(1)
-                ) >= len(self._fence) and not line.strip().strip(self._fence[0]):
+                if (
+                    match
+                    and match.group(1)[0] == self._fence[0]
+                    and len(match.group(1)) >= len(self._fence)
+                    and not line.strip().strip(self._fence[0])
+                ):
                     self._fence = None
                 continue
             if not line.strip():
@@ -61,7 +64,7 @@ class BlockSplitter:
                 if self._list and (_ITEM.match(line) or line[:1] in (" ", "\t")):
                     self._blank_at = None
                 else:
-                    done.append(buf[: self._blank_at])
+                    done.append(buf[: self._blank_at].rstrip("\n"))
                     buf = buf[start:]
                     pos -= start
                     self._blank_at = None
@@ -77,6 +80,8 @@ class BlockSplitter:
 
     def finish(self) -> list[str]:
         """The end of the text: whatever is left is one last block."""
+        done = self.feed("\n")  # the last line may lack its line end
         rest = self._buf.strip("\n")
         self._buf, self._scanned, self._fence, self._blank_at = "", 0, None, None
-        return [rest] if rest.strip() else []
+        self._list = False
+        return done + ([rest] if rest.strip() else [])

@@ -46,8 +46,7 @@ class Chat:
         self.turns: list[Turn] = []
         self.retry = RetryPolicy()
         self.timeouts = Timeouts()
-        self._own = {"model": model, "base_url": base_url, "api_key": api_key,
-                     "provider": provider}
+        self._own = {"model": model, "base_url": base_url, "api_key": api_key, "provider": provider}
         if api_key:
             from ._settings import Secret
 
@@ -158,7 +157,7 @@ class Chat:
         json_mode = bool(params.pop("json", False))
         if json_mode:
             params["response_format"] = {"type": "json_object"}
-        request, user, cut, settings = self._prepare(
+        request, user, cut, _ = self._prepare(
             prompt, images, params, history, cell_id, rerun_by_text
         )
         acc = Accumulator()

@@ -192,9 +192,7 @@ async def _attempt(client: httpx.AsyncClient, request: Request) -> AsyncIterator
     except httpx.TransportError as error:
         reason = type(error).__name__
         detail = str(error) or reason
-        raise APIConnectionError(
-            f"connection to {_origin(request.url)} failed: {detail}"
-        ) from None
+        raise APIConnectionError(f"connection to {_origin(request.url)} failed: {detail}") from None
 
 
 async def _sse_chunks(response: httpx.Response, ctype: str) -> AsyncIterator[dict[str, Any]]:
@@ -203,38 +201,40 @@ async def _sse_chunks(response: httpx.Response, ctype: str) -> AsyncIterator[dic
     done = False
     seen_any = False
     async for raw in response.aiter_bytes():
+        if done:
+            continue  # read to the end, so the connection goes back to the pool
         events = decoder.feed(raw)
-        if not seen_any and raw.strip() and not events and b"data" not in raw[:64]:
-            if "event-stream" not in ctype and raw.lstrip()[:1] == b"<":
-                raise StreamError(
-                    f"the server answered 200 with {ctype or 'no content type'}, "
-                    "not an event stream; check the base URL"
-                )
+        looks_html = raw.lstrip()[:1] == b"<" and "event-stream" not in ctype
+        if looks_html and not seen_any and not events:
+            raise StreamError(
+                f"the server answered 200 with {ctype or 'no content type'}, "
+                "not an event stream; check the base URL"
+            )
         for event in events:
             seen_any = True
-            data = event.data
-            if data == "[DONE]":
+            if event.data == "[DONE]":
                 done = True
                 break
-            try:
-                chunk = loads(data)
-            except ValueError:
-                raise StreamError(f"the stream sent invalid JSON: {data[:80]!r}") from None
-            yield chunk
-        if done:
-            return
+            yield _load(loads, event.data)
+    if done:
+        return
     for event in decoder.flush():
+        seen_any = True
         if event.data == "[DONE]":
             return
-        try:
-            yield loads(event.data)
-        except ValueError:
-            raise StreamError(f"the stream sent invalid JSON: {event.data[:80]!r}") from None
+        yield _load(loads, event.data)
     if not seen_any:
         raise StreamError(
             f"the server answered 200 with {ctype or 'no content type'} and no events; "
             "check the base URL"
         )
+
+
+def _load(loads: Any, data: str) -> Any:
+    try:
+        return loads(data)
+    except ValueError:
+        raise StreamError(f"the stream sent invalid JSON: {data[:80]!r}") from None
 
 
 def _parse_json(body: bytes) -> dict[str, Any]:

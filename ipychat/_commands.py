@@ -235,12 +235,14 @@ def retry(magics: Any, args: list[str], rest: str) -> Any:
         raise ConfigError("nothing to retry: the thread is empty")
     turn = chat.turns[-1]
     content = turn.user.get("content")
-    prompt = content if isinstance(content, str) else message_text(
-        [p for p in content if p.get("type") == "text"]
+    prompt = (
+        content
+        if isinstance(content, str)
+        else message_text([p for p in content if p.get("type") == "text"])
     )
-    images = None if isinstance(content, str) else [
-        p for p in content if p.get("type") == "image_url"
-    ]
+    images = (
+        None if isinstance(content, str) else [p for p in content if p.get("type") == "image_url"]
+    )
     params = dict(turn.meta.get("params") or {})
     params.pop("stream_options", None)
     params.pop("response_format", None)

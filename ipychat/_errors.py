@@ -156,9 +156,7 @@ def _class_for(status: int) -> type[APIStatusError]:
     return BadRequestError
 
 
-def status_error(
-    status: int, body: Any, *, retry_after: float | None = None
-) -> APIStatusError:
+def status_error(status: int, body: Any, *, retry_after: float | None = None) -> APIStatusError:
     """Build the error for an HTTP error response: one line, status first, then a hint."""
     if isinstance(body, (bytes, str)):
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body

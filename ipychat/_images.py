@@ -53,7 +53,9 @@ def _check_data_url(url: str) -> str:
         raise ConfigError("a data: URL must be base64, like data:image/png;base64,…")
     mime = head[5:-7]
     if mime not in SUPPORTED:
-        raise ConfigError(f"data: URL of type {mime or '?'} is not supported (use {SUPPORTED_TEXT})")
+        raise ConfigError(
+            f"data: URL of type {mime or '?'} is not supported (use {SUPPORTED_TEXT})"
+        )
     try:
         raw = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
@@ -133,7 +135,9 @@ def _resolve(source: str, namespace: dict[str, Any]) -> list[tuple[str, str]]:
             except NameError:
                 if os.path.exists(source) or glob.has_magic(source):
                     return _from_string(source)
-                raise ConfigError(f"-i {source}: not a file, and not a name in the notebook") from None
+                raise ConfigError(
+                    f"-i {source}: not a file, and not a name in the notebook"
+                ) from None
             except Exception as error:
                 raise ConfigError(f"-i {source} did not evaluate: {error}") from None
             return _from_value(value, source)

@@ -16,8 +16,9 @@ __all__ = ["MAX_CHARS", "MAX_ROWS", "expand", "to_text"]
 MAX_ROWS = 30  # a DataFrame shows its first rows as a markdown table ...
 MAX_CHARS = 8_000  # ... and any one expansion is cut to this many characters
 
-_CODE = re.compile(r"(^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\2[ \t]*$|\Z)|`+[^`\n]*`+)",
-                   re.M | re.S)
+_CODE = re.compile(
+    r"(^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\2[ \t]*$|\Z)|`+[^`\n]*`+)", re.M | re.S
+)
 _FIELD = re.compile(r"\{\{|\}\}|\{([^{}\n]+)\}")
 
 
@@ -72,7 +73,8 @@ def _table(frame: Any) -> str:
     head = frame.head(MAX_ROWS)
     if type(head).__module__.startswith("pandas"):
         header = [str(head.index.name or "")] + [str(c) for c in head.columns]
-        rows = [[str(i)] + [_cell(v) for v in row] for i, row in zip(head.index, head.values)]
+        pairs = zip(head.index, head.values, strict=True)
+        rows = [[str(i)] + [_cell(v) for v in row] for i, row in pairs]
     else:  # polars: no index
         header = [str(c) for c in head.columns]
         rows = [[_cell(v) for v in row] for row in head.rows()]

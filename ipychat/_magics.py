@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, Unicode, observe
 
 from ._commands import run_command
@@ -18,6 +19,15 @@ from ._threads import SESSION
 __all__ = ["ChatMagics"]
 
 EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
+
+
+def _parse(magic: Any, line: str) -> Any:
+    # shlex, not IPython's arg_split: -s 'two words' must arrive without its quotes.
+    try:
+        words = shlex.split(line)
+    except ValueError as error:
+        raise UsageError(f"%%chat flags: {error}") from None
+    return magic.parser.parse_args(words)
 
 
 @magics_class
@@ -62,8 +72,14 @@ class ChatMagics(Magics):
     @argument("-s", "--system", help="system prompt of the thread (replaces the old one)")
     @argument("-t", "--thread", default="default", help="conversation thread (default: default)")
     @argument("--new", action="store_true", help="empty the thread before this turn")
-    @argument("-i", "--image", action="append", default=[], metavar="SRC",
-              help="image: URL, file path or glob, or a Python expression (repeatable)")
+    @argument(
+        "-i",
+        "--image",
+        action="append",
+        default=[],
+        metavar="SRC",
+        help="image: URL, file path or glob, or a Python expression (repeatable)",
+    )
     @argument("--detail", choices=("auto", "low", "high"), help="image detail")
     @argument("-o", "--out", metavar="NAME", help="store the Reply in this variable")
     @argument("--temperature", type=float)
@@ -73,8 +89,14 @@ class ChatMagics(Magics):
     @argument("--stop", action="append", help="stop sequence (repeatable)")
     @argument("--reasoning-effort", choices=EFFORTS)
     @argument("--json", action="store_true", help="ask for a JSON object; the reply's .data")
-    @argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-              help="any other body field, JSON-decoded when it parses (repeatable)")
+    @argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other body field, JSON-decoded when it parses (repeatable)",
+    )
     @argument("--tools", metavar="NAMES", help="comma-separated functions offered as tools")
     @argument("--tool-choice", metavar="auto|none|required|NAME")
     @argument("--auto", action="store_true", help="run tool calls without asking")
@@ -84,7 +106,7 @@ class ChatMagics(Magics):
     @cell_magic
     def chat(self, line: str, cell: str) -> None:
         """Send the cell to the model and stream the answer here."""
-        args = parse_argstring(self.chat, line)
+        args = _parse(self.chat, line)
         prompt = cell.strip("\n")
         if self.interpolate and not args.no_interpolate:
             prompt = expand(prompt, self.shell.user_ns)
@@ -106,9 +128,7 @@ class ChatMagics(Magics):
         elif chat.system is None and self.system:
             chat.system = self.system
         chat.retry = type(chat.retry)(retries=self.retries)
-        chat.timeouts = type(chat.timeouts)(
-            connect=self.connect_timeout, read=self.read_timeout
-        )
+        chat.timeouts = type(chat.timeouts)(connect=self.connect_timeout, read=self.read_timeout)
         cell_id = self._cell_id()
         history = not args.no_history
         frontend = pick_frontend()
@@ -118,10 +138,10 @@ class ChatMagics(Magics):
             dropped = len(chat.turns) - at
             if dropped:
                 later = dropped - 1
-                notes.append(
-                    "↺ re-run: replaced this cell's earlier turn"
-                    + (f" and dropped {later} later turn{'s' if later != 1 else ''}" if later else "")
-                )
+                note = "↺ re-run: replaced this cell's earlier turn"
+                if later:
+                    note += f" and dropped {later} later turn{'s' if later != 1 else ''}"
+                notes.append(note)
         try:
             reply = ask_live(
                 chat,
@@ -142,8 +162,15 @@ class ChatMagics(Magics):
 
     def _params(self, args: Any) -> dict[str, Any]:
         params: dict[str, Any] = {}
-        for name in ("model", "temperature", "top_p", "max_tokens", "seed", "reasoning_effort",
-                     "tool_choice"):
+        for name in (
+            "model",
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "seed",
+            "reasoning_effort",
+            "tool_choice",
+        ):
             value = getattr(args, name)
             if value is not None:
                 params[name] = value

@@ -45,7 +45,9 @@ class Usage:
         usage = usage if isinstance(usage, dict) else {}
         prompt_details = usage.get("prompt_tokens_details") or {}
         completion_details = usage.get("completion_tokens_details") or {}
-        cached = _int(prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else 0)
+        cached = 0
+        if isinstance(prompt_details, dict):
+            cached = _int(prompt_details.get("cached_tokens"))
         cached = cached or _int(usage.get("prompt_cache_hit_tokens"))
         reasoning = 0
         if isinstance(completion_details, dict):

@@ -61,7 +61,7 @@ PRESETS: dict[str, Preset] = {
             "local",
             "",
             None,
-            "local",
+            "qwen2.5-coder-0.5b",
             rename={"reasoning_effort": None},
             stream_usage=False,
         ),

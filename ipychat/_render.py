@@ -21,12 +21,50 @@ if TYPE_CHECKING:
 __all__ = ["footer_text", "reasoning_html", "render_code", "render_markdown", "reply_bundle"]
 
 _TAGS = {
-    "a", "abbr", "b", "blockquote", "br", "code", "del", "details", "div", "em", "h1", "h2",
-    "h3", "h4", "h5", "h6", "hr", "i", "kbd", "li", "ol", "p", "pre", "s", "span", "strong",
-    "sub", "summary", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul",
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "code",
+    "del",
+    "details",
+    "div",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "kbd",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "s",
+    "span",
+    "strong",
+    "sub",
+    "summary",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
 }
-_ATTRS = {"a": {"href", "title"}, "code": {"class"}, "td": {"align"}, "th": {"align"},
-          "ol": {"start"}}
+_ATTRS = {
+    "a": {"href", "title"},
+    "code": {"class"},
+    "td": {"align"},
+    "th": {"align"},
+    "ol": {"start"},
+}
 _IMG = re.compile(r'<img alt="([^"]*)" src="([^"]*)"(?: title="[^"]*")? ?/?>')
 _CODE = re.compile(r'<pre><code(?: class="language-([\w+#.-]+)")?>(.*?)</code></pre>', re.S)
 
@@ -100,14 +138,26 @@ def render_code(code: str, language: str | None = None) -> str:
     if lexer is None:
         return PRE.format(html.escape(code))
     parts = []
+    run_style: str | None = None
+    run: list[str] = []
     for token, value in lexer.get_tokens(code):
-        style = _style_for(token)
-        text = html.escape(value)
-        parts.append(f'<span style="{style}">{text}</span>' if style else text)
+        style = _style_for(token) if value.strip() else run_style
+        if style != run_style and run:
+            parts.append(_span(run_style, "".join(run)))
+            run = []
+        run_style = style
+        run.append(value)
+    if run:
+        parts.append(_span(run_style, "".join(run)))
     body = "".join(parts)
     if body.endswith("\n") and not code.endswith("\n"):
         body = body[:-1]
     return PRE.format(body)
+
+
+def _span(style: str | None, text: str) -> str:
+    text = html.escape(text)
+    return f'<span style="{style}">{text}</span>' if style else text
 
 
 @lru_cache(maxsize=64)
@@ -196,8 +246,9 @@ def reply_html(reply: Reply, answer_html: str | None = None) -> str:
     if reply.reasoning:
         tokens = reply.usage.reasoning_tokens if reply.usage else None
         parts.append(
-            reasoning_html(reply.reasoning, open_=False, seconds=reply.reasoning_time,
-                           tokens=tokens)
+            reasoning_html(
+                reply.reasoning, open_=False, seconds=reply.reasoning_time, tokens=tokens
+            )
         )
     parts.append(answer_html if answer_html is not None else render_markdown(reply.content))
     parts.append(footer_html(reply))

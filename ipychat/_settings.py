@@ -94,10 +94,8 @@ class Settings:
                 "no model set: use -m NAME, %chat model NAME, or the IPYCHAT_MODEL variable"
             )
         if self.api_key is None and self.base_url and not is_loopback(self.base_url):
-            where = self.preset.key_env if self.preset and self.preset.key_env else "IPYCHAT_API_KEY"
-            raise ConfigError(
-                f"no API key for {self.base_url}: run %chat key, or set {where}"
-            )
+            where = (self.preset.key_env if self.preset else None) or "IPYCHAT_API_KEY"
+            raise ConfigError(f"no API key for {self.base_url}: run %chat key, or set {where}")
 
     def describe(self) -> dict[str, str]:
         """What `%chat` shows: the key masked, never any of its characters."""

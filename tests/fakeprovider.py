@@ -27,6 +27,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    client_port: int = 0
     closed_early: bool = False  # the client hung up before the response ended
     finished: threading.Event = field(default_factory=threading.Event)
 
@@ -111,49 +112,81 @@ def sse(
     first_delay: float = 0.0,
 ) -> Script:
     """A streamed answer in the common dialect: role chunk, deltas, finish, usage-only, [DONE]."""
-    pieces = [event(chunk("", model=model, extra=None) | {"choices": [
-        {"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}, crlf)]
+    pieces = [
+        event(
+            chunk("", model=model, extra=None)
+            | {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]},
+            crlf,
+        )
+    ]
     if comments:
         pieces.append(b": keep-alive\n\n" if not crlf else b": keep-alive\r\n\r\n")
-    pieces += [event(chunk(reasoning=r, field_name=field_name, model=model), crlf)
-               for r in reasoning]
+    pieces += [
+        event(chunk(reasoning=r, field_name=field_name, model=model), crlf) for r in reasoning
+    ]
     pieces += [event(chunk(c, model=model), crlf) for c in content]
     if drop_after is not None:
         pieces = pieces[: drop_after + 1]
-        return Script(events=pieces, delay=delay, drop=True, chunk_sizes=chunk_sizes,
-                      first_delay=first_delay)
+        return Script(
+            events=pieces, delay=delay, drop=True, chunk_sizes=chunk_sizes, first_delay=first_delay
+        )
     pieces.append(event(chunk(finish=finish, model=model), crlf))
     if usage is not None:
-        pieces.append(event(chunk(usage=usage, choices=False, model=model,
-                                  extra=usage_extra), crlf))
+        pieces.append(
+            event(chunk(usage=usage, choices=False, model=model, extra=usage_extra), crlf)
+        )
     if done:
         pieces.append(event("[DONE]", crlf))
-    return Script(events=pieces, delay=delay, chunk_sizes=chunk_sizes, first_delay=first_delay,
-                  headers={"Content-Type": "text/event-stream"})
+    return Script(
+        events=pieces,
+        delay=delay,
+        chunk_sizes=chunk_sizes,
+        first_delay=first_delay,
+        headers={"Content-Type": "text/event-stream"},
+    )
 
 
 def raw_sse(pieces: list[bytes], **kw: Any) -> Script:
     return Script(events=pieces, headers={"Content-Type": "text/event-stream"}, **kw)
 
 
-def completion(content: str, *, reasoning: str | None = None, finish: str = "stop",
-               usage: dict[str, Any] | None = USAGE, model: str = "fake-model") -> Script:
+def completion(
+    content: str,
+    *,
+    reasoning: str | None = None,
+    finish: str = "stop",
+    usage: dict[str, Any] | None = USAGE,
+    model: str = "fake-model",
+) -> Script:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if reasoning is not None:
         message["reasoning_content"] = reasoning
-    body = {"id": "chatcmpl-fake", "object": "chat.completion", "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}]}
+    body = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+    }
     if usage is not None:
         body["usage"] = usage
     return Script(body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
 
 
-def error(status: int, message: str = "bad", *, param: str | None = None,
-          code: str | None = None, type_: str = "invalid_request_error",
-          headers: dict[str, str] | None = None) -> Script:
+def error(
+    status: int,
+    message: str = "bad",
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    type_: str = "invalid_request_error",
+    headers: dict[str, str] | None = None,
+) -> Script:
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    return Script(status=status, body=json.dumps(body).encode(),
-                  headers={"Content-Type": "application/json", **(headers or {})})
+    return Script(
+        status=status,
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -165,9 +198,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
-            self._send_plain(200, json.dumps({"object": "list", "data": [
-                {"id": "fake-model", "object": "model"},
-                {"id": "fake-reasoner", "object": "model"}]}).encode())
+            self._send_plain(
+                200,
+                json.dumps(
+                    {
+                        "object": "list",
+                        "data": [
+                            {"id": "fake-model", "object": "model"},
+                            {"id": "fake-reasoner", "object": "model"},
+                        ],
+                    }
+                ).encode(),
+            )
         else:
             self._send_plain(404, b'{"error": {"message": "not found"}}')
 
@@ -178,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        record = Recorded(self.path, dict(self.headers.items()), body)
+        record = Recorded(self.path, dict(self.headers.items()), body, self.client_address[1])
         self.server.owner.requests.append(record)
         try:
             if not self.path.rstrip("/").endswith("/chat/completions"):
@@ -234,6 +276,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     owner: FakeProvider
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients hanging up mid-stream is part of the tests
 
 
 class FakeProvider:

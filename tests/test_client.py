@@ -1,0 +1,155 @@
+"""The HTTP layer against a real loopback server speaking the providers' dialects."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import ipychat
+from ipychat._client import Request, RetryNotice, RetryPolicy, iter_chunks, retry_after
+from tests.fakeprovider import Script, chunk, completion, error, event, raw_sse, sse
+
+FAST = RetryPolicy(retries=3, base=0.01, max_delay=0.05)
+
+
+def collect(fake, body=None, policy=FAST) -> list:
+    body = body or {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+    async def run() -> list:
+        return [c async for c in iter_chunks(Request(f"{fake.url}/chat/completions", body), policy)]
+
+    return asyncio.run(run())
+
+
+def test_streams_chunks_until_done(fake) -> None:
+    fake.push(sse(["a", "b"]))
+    chunks = collect(fake)
+    assert [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]] == [
+        None,
+        "a",
+        "b",
+        None,
+    ]
+    assert chunks[-1]["usage"]["prompt_tokens"] == 12
+
+
+def test_crlf_stream_split_at_every_byte(fake) -> None:
+    fake.push(sse(["héllo", " ✓"], crlf=True, chunk_sizes=1))
+    text = "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in collect(fake) if c["choices"]
+    )
+    assert text == "héllo ✓"
+
+
+def test_key_is_sent_as_bearer_header(fake) -> None:
+    async def run() -> None:
+        request = Request(
+            f"{fake.url}/chat/completions", {"model": "m", "messages": []}, key="sk-xyz"
+        )
+        [c async for c in iter_chunks(request)]
+
+    fake.push(completion("ok"))
+    asyncio.run(run())
+    assert fake.requests[-1].headers["Authorization"] == "Bearer sk-xyz"
+
+
+def test_retries_429_honouring_retry_after(fake) -> None:
+    fake.push(error(429, "slow down", headers={"Retry-After": "0.2"}), sse(["ok"]))
+    start = time.perf_counter()
+    chunks = collect(fake, policy=RetryPolicy(retries=3, base=0.01, max_delay=5))
+    assert time.perf_counter() - start >= 0.2
+    assert isinstance(chunks[0], RetryNotice) and "rate-limited" in chunks[0].text
+    assert len(fake.requests) == 2
+
+
+def test_retries_5xx_then_gives_up_with_server_error(fake) -> None:
+    fake.push(*[error(503, "busy")] * 4)
+    with pytest.raises(ipychat.ServerError, match="HTTP 503: busy"):
+        collect(fake)
+    assert len(fake.requests) == 4  # one try and three retries
+
+
+def test_400_is_not_retried(fake) -> None:
+    fake.push(error(400, "bad param", param="temperature"))
+    with pytest.raises(ipychat.BadRequestError, match="param: temperature"):
+        collect(fake)
+    assert len(fake.requests) == 1
+
+
+def test_connection_refused_is_retried_then_raised() -> None:
+    class Closed:
+        url = "http://127.0.0.1:9/v1"
+
+    with pytest.raises(ipychat.APIConnectionError):
+        collect(Closed())
+
+
+def test_error_event_mid_stream(fake) -> None:
+    fake.push(raw_sse([event(chunk("part")), event({"error": {"message": "overloaded"}})]))
+    chunks = collect(fake)
+    assert chunks[-1] == {"error": {"message": "overloaded"}}  # the accumulator raises on it
+
+
+def test_invalid_json_event_is_a_stream_error(fake) -> None:
+    fake.push(raw_sse([event(chunk("a")), b"data: {not json\n\n"]))
+    with pytest.raises(ipychat.StreamError, match="invalid JSON"):
+        collect(fake)
+
+
+def test_html_body_with_200_is_a_clear_error(fake) -> None:
+    fake.push(Script(body=b"<html>login page</html>", headers={"Content-Type": "text/html"}))
+    with pytest.raises(ipychat.StreamError, match=r"not an event stream|no events"):
+        collect(fake)
+
+
+def test_json_answer_to_a_stream_request_is_accepted(fake) -> None:
+    fake.push(completion("whole"))
+    assert collect(fake)[0]["choices"][0]["message"]["content"] == "whole"
+
+
+def test_dropped_connection_after_first_chunk_is_not_retried(fake) -> None:
+    fake.push(sse(["a", "b", "c"], drop_after=2))
+    with pytest.raises(ipychat.APIConnectionError):
+        collect(fake)
+    assert len(fake.requests) == 1
+
+
+def test_read_timeout_between_chunks(fake) -> None:
+    from ipychat._client import Timeouts
+
+    fake.push(sse(["a", "b"], delay=0.5))
+
+    async def run() -> None:
+        request = Request(
+            f"{fake.url}/chat/completions",
+            {"model": "m", "messages": [], "stream": True},
+            timeouts=Timeouts(read=0.1),
+        )
+        [c async for c in iter_chunks(request, FAST)]
+
+    with pytest.raises(ipychat.APITimeoutError, match="waiting for data"):
+        asyncio.run(run())
+
+
+def test_retry_after_http_date() -> None:
+    from email.utils import formatdate
+
+    value = retry_after({"retry-after": formatdate(time.time() + 30, usegmt=True)})
+    assert 25 < value <= 31
+    assert retry_after({"retry-after": "2"}) == 2.0
+    assert retry_after({}) is None
+
+
+def test_connections_are_reused(fake) -> None:
+    async def run() -> None:
+        for _ in range(3):
+            request = Request(
+                f"{fake.url}/chat/completions", {"model": "m", "messages": [], "stream": True}
+            )
+            [c async for c in iter_chunks(request)]
+
+    fake.push(sse(["a"]), sse(["b"]), sse(["c"]))
+    asyncio.run(run())
+    assert len({r.client_port for r in fake.requests}) == 1

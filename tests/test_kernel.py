@@ -1,0 +1,235 @@
+"""The magics in a real IPython kernel (jupyter_client / nbclient) against the fake provider."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.fakeprovider import error, sse
+from tests.kernel import Kernel
+
+pytestmark = pytest.mark.kernel
+SECRET = "sk-ipychat-KERNEL-7c1d2e3f4a5b"
+
+
+@pytest.fixture(scope="module")
+def kernel(_server):
+    k = Kernel(
+        {"IPYCHAT_BASE_URL": _server.url, "IPYCHAT_MODEL": "fake-model", "IPYCHAT_API_KEY": SECRET}
+    )
+    assert k.run("%load_ext ipychat\nimport ipychat").status == "ok"
+    yield k
+    k.stop()
+
+
+@pytest.fixture
+def k(kernel, fake):
+    kernel.run(
+        "import ipychat._threads as _t; _t.SESSION.threads.clear(); _t.SESSION.commands.clear()"
+    )
+    return kernel
+
+
+def test_cell_streams_then_leaves_one_clean_bundle(k, fake) -> None:
+    fake.push(sse([f"word{i} " for i in range(30)], delay=0.03))
+    result = k.run("%%chat\nSay many words")
+    assert result.status == "ok", result.text()
+    kinds = [o["msg_type"] for o in result.outputs]
+    assert "display_data" in kinds and "update_display_data" in kinds  # it streamed live
+    final = result.final()
+    assert len(final) == 1
+    data = final[0]["data"]
+    assert {"text/html", "text/markdown", "text/plain"} <= set(data)
+    assert data["text/markdown"].startswith("word0 word1")
+    assert "fake-model" in data["text/html"]  # the footer
+
+
+def test_second_turn_sends_history(k, fake) -> None:
+    k.run("%%chat\nfirst")
+    k.run("%%chat\nsecond")
+    messages = fake.requests[-1].body["messages"]
+    assert [m["content"][:12] for m in messages] == ["first", "Echo: first\n", "second"]
+
+
+def test_flags_reach_the_request_body(k, fake) -> None:
+    line = (
+        "%%chat -m other-model -s 'be brief' --temperature 0.5 --top-p 0.8 --max-tokens 9 "
+        "--seed 3 --stop END --reasoning-effort high -p verbosity=low -p n=2 -t t1 --new"
+    )
+    assert k.run(f"{line}\nhello").status == "ok"
+    body = fake.requests[-1].body
+    assert body["model"] == "other-model"
+    assert body["messages"][0] == {"role": "system", "content": "be brief"}
+    expected = {
+        "temperature": 0.5,
+        "top_p": 0.8,
+        "max_tokens": 9,
+        "seed": 3,
+        "stop": "END",
+        "reasoning_effort": "high",
+        "verbosity": "low",
+        "n": 2,
+    }
+    assert {key: body[key] for key in expected} == expected
+    assert k.value("len(ipychat.thread('t1').turns)").strip() == "1"
+
+
+def test_no_stream_and_no_history(k, fake) -> None:
+    k.run("%%chat\nkept")
+    assert k.run("%%chat --no-stream --no-history\nside question").status == "ok"
+    body = fake.requests[-1].body
+    assert body["stream"] is False and len(body["messages"]) == 1
+    assert k.value("len(ipychat.thread().turns)").strip() == "1"
+
+
+def test_out_stores_the_reply_and_json_parses(k, fake) -> None:
+    fake.push(sse(['{"x": ', "42}"]))
+    assert k.run("%%chat --json -o r\ngive me json").status == "ok"
+    assert fake.requests[-1].body["response_format"] == {"type": "json_object"}
+    assert k.value("r.data").strip() == "{'x': 42}"
+    assert k.value("type(r).__name__").strip() == "'Reply'"
+
+
+def test_api_error_is_one_clear_line_and_thread_unchanged(k, fake) -> None:
+    k.run("%%chat\nfirst")
+    fake.push(*[error(429, "Rate limit reached", headers={"Retry-After": "0"})] * 4)
+    result = k.run("%%chat\nsecond")
+    assert result.status == "error"
+    assert len(result.error["traceback"]) == 1
+    assert "HTTP 429: Rate limit reached" in result.error["traceback"][0]
+    assert k.value("len(ipychat.thread().turns)").strip() == "1"
+
+
+def test_bad_flag_is_a_usage_error_and_sends_nothing(k, fake) -> None:
+    result = k.run("%%chat --bogus\nhello")
+    assert result.status == "error" and result.reply["ename"] == "UsageError"
+    assert "unrecognized arguments: --bogus" in result.text()
+    assert fake.requests == []
+
+
+def test_settings_show_masks_the_key(k) -> None:
+    text = k.run("%chat").text()
+    assert "fake-model" in text and "set (from IPYCHAT_API_KEY)" in text
+    assert SECRET not in text and SECRET[-6:] not in text
+
+
+def test_resolution_order_in_the_kernel(k, fake) -> None:
+    k.run("%config ChatMagics.model = 'cfg-model'")
+    k.run("%%chat\nq")
+    assert fake.requests[-1].body["model"] == "cfg-model"
+    k.run("%chat model cmd-model")
+    k.run("%%chat\nq2")
+    assert fake.requests[-1].body["model"] == "cmd-model"
+    k.run("%%chat -m flag-model\nq3")
+    assert fake.requests[-1].body["model"] == "flag-model"
+    k.run("%config ChatMagics.model = ''")
+
+
+def test_line_commands(k, fake, tmp_path) -> None:
+    fake.push(sse(["Here:\n\n```python\nprint(1)\n```\n\nand\n\n```sh\nls\n```"]))
+    k.run("%%chat\ncode please")
+    k.run("%chat what is 2 plus 2")
+    assert fake.requests[-1].body["messages"][-1]["content"] == "what is 2 plus 2"
+    history = k.run("%chat history").text()
+    assert "code please" in history and "what is 2 plus 2" in history
+    assert "default: 2 turns" in k.run("%chat threads").text()
+    k.run("%chat undo")
+    assert k.value("len(ipychat.thread().turns)").strip() == "1"
+    result = k.run("%chat code 2")
+    assert result.status == "ok"
+    path = tmp_path / "t.json"
+    k.run(f"%chat save {path}")
+    k.run("%chat reset")
+    assert k.value("len(ipychat.thread().turns)").strip() == "0"
+    k.run(f"%chat load {path}")
+    assert k.value("len(ipychat.thread().turns)").strip() == "1"
+    assert SECRET not in path.read_text()
+
+
+def test_rerun_of_the_same_cell_replaces_its_turn(k, fake) -> None:
+    k.run("%%chat\none", cell_id="c1")
+    k.run("%%chat\ntwo", cell_id="c2")
+    k.run("%%chat\nthree", cell_id="c3")
+    result = k.run("%%chat\ntwo again", cell_id="c2")
+    assert "dropped 1 later turn" in result.text()
+    assert k.value("[t.user['content'] for t in ipychat.thread().turns]").strip() == (
+        "['one', 'two again']"
+    )
+    assert fake.requests[-1].body["messages"][0]["content"] == "one"
+    assert len(fake.requests[-1].body["messages"]) == 3
+
+
+def test_running_a_notebook_twice_gives_the_same_thread(k, fake) -> None:
+    cells = [("a", "%%chat\nalpha"), ("b", "%%chat\nbeta"), ("c", "%%chat -t side\ngamma")]
+    for _ in range(2):
+        for cell_id, code in cells:
+            assert k.run(code, cell_id=cell_id).status == "ok"
+    contents = "[t.user['content'] for t in ipychat.thread().turns]"
+    assert k.value(contents).strip() == "['alpha', 'beta']"
+    assert k.value("len(ipychat.thread('side').turns)").strip() == "1"
+
+
+def test_rerun_without_cell_id_replaces_identical_last_turn(k, fake) -> None:
+    k.run("%%chat\nsame")
+    k.run("%%chat\nsame")
+    assert k.value("len(ipychat.thread().turns)").strip() == "1"
+
+
+def test_interrupt_stops_the_stream_keeps_partial_and_kernel_works(k, fake) -> None:
+    fake.push(sse([f"w{i} " for i in range(100)], delay=0.1))
+    seen = []
+    msg_id = k.send("%%chat\nlong answer please")
+    deadline = time.monotonic() + 10
+    while len(fake.requests) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.8)
+    start = time.monotonic()
+    k.interrupt()
+    result = k.collect(msg_id, on_output=lambda kind, c: seen.append(kind))
+    latency = time.monotonic() - start
+    assert latency < 0.5, latency
+    assert fake.requests[-1].finished.wait(1) and fake.requests[-1].closed_early
+    assert result.error["ename"] == "KeyboardInterrupt"
+    text = result.text()
+    assert "w0" in text and "interrupted" in text
+    assert k.value("ipychat.thread().turns[-1].meta['status']").strip() == "'interrupted'"
+    assert k.run("import asyncio\nawait asyncio.sleep(0.1)").status == "ok"
+    assert k.run("%%chat\nafter").status == "ok"
+
+
+def test_notebook_run_by_nbclient_keeps_the_key_out(_server, fake, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("IPYCHAT_BASE_URL", _server.url)
+    monkeypatch.setenv("IPYCHAT_MODEL", "fake-model")
+    monkeypatch.setenv("IPYCHAT_API_KEY", SECRET)
+    saved = tmp_path / "thread.json"
+    fake.push(
+        sse(["ok"]),
+        error(401, f"Incorrect API key provided: {SECRET}"),
+        error(503, "down"),
+        sse(["recovered"]),
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(src)
+        for src in [
+            "%load_ext ipychat",
+            "%chat",
+            "%%chat\nhello",
+            "%%chat\nbad key",
+            "%%chat\nretry me",
+            "%chat history",
+            f"%chat save {saved}",
+            "import ipychat\nprint(repr(ipychat.thread()), ipychat.thread().settings())",
+        ]
+    ]
+    NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True).execute()
+    path = tmp_path / "run.ipynb"
+    nbformat.write(nb, path)
+    text = path.read_text() + saved.read_text()
+    assert "recovered" in text and "HTTP 401" in text
+    assert SECRET not in text
+    assert json.loads(saved.read_text())["turns"]
