@@ -84,6 +84,7 @@ class Accumulator:
         self.model: str | None = None
         self.finish_reason: str | None = None
         self.id: str | None = None
+        self.deltas = 0  # chunks that carried text: a token count when usage is missing
         self._think = ThinkSplitter()
 
     @property
@@ -116,6 +117,8 @@ class Accumulator:
             for kind, piece in self._think.feed(text):
                 (self.content if kind == "content" else self.reasoning).append(piece)
                 out.append((kind, piece))
+        if reasoning or text:
+            self.deltas += 1
         calls = delta.get("tool_calls")
         if calls:
             self._add_tool_calls(calls)
@@ -152,6 +155,7 @@ class Accumulator:
             usage=self.usage,
             tool_calls=[self.tool_calls[i] for i in sorted(self.tool_calls)],
             id=self.id,
+            deltas=self.deltas,
             **extra,
         )
 

@@ -86,6 +86,7 @@ class Reply:
     elapsed: float | None = None  # seconds from request to last byte
     reasoning_time: float | None = None
     id: str | None = None
+    deltas: int = 0  # streamed chunks with text; stands in for tokens when usage is missing
 
     @property
     def cost(self) -> float | None:
@@ -101,7 +102,7 @@ class Reply:
 
     @property
     def tokens_per_second(self) -> float | None:
-        tokens = self.usage.completion_tokens if self.usage else 0
+        tokens = (self.usage.completion_tokens if self.usage else 0) or self.deltas
         if not tokens or self.elapsed is None or self.ttft is None:
             return None
         span = self.elapsed - self.ttft

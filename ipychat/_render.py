@@ -207,6 +207,8 @@ def footer_text(reply: Reply) -> str:
         items.append(tokens)
         if usage.cost is not None:
             items.append(f"${usage.cost:.4f}" if usage.cost < 1 else f"${usage.cost:,.2f}")
+    elif reply.deltas:
+        items.append(f"~{reply.deltas:,} tokens out (no usage reported)")
     if reply.ttft is not None:
         items.append(f"first token {reply.ttft:.2f} s")
     speed = reply.tokens_per_second
