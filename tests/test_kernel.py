@@ -233,3 +233,53 @@ def test_notebook_run_by_nbclient_keeps_the_key_out(_server, fake, tmp_path, mon
     assert "recovered" in text and "HTTP 401" in text
     assert SECRET not in text
     assert json.loads(saved.read_text())["turns"]
+
+
+LEAK_PROBE = """
+import asyncio as _a, os as _os, ipychat._loop as _L
+async def _tasks():
+    return len([t for t in _a.all_tasks() if t is not _a.current_task()])
+_n_tasks = _a.run_coroutine_threadsafe(_tasks(), _L.get_loop()).result(5)
+def _is_socket(fd):
+    try:
+        return _os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    except OSError:  # the listing's own fd, closed by now
+        return False
+_n_socks = sum(_is_socket(f) for f in _os.listdir("/proc/self/fd"))
+print(_n_tasks, _n_socks)
+"""
+
+
+def probe(k) -> tuple[int, int]:
+    result = k.run(LEAK_PROBE)
+    text = "".join(o["content"]["text"] for o in result.outputs if o["msg_type"] == "stream")
+    tasks, socks = text.split()
+    return int(tasks), int(socks)
+
+
+def test_twenty_interrupts_in_a_row_leak_nothing(k, fake) -> None:
+    latencies = []
+    baseline = None
+    for i in range(20):
+        fake.push(sse([f"w{j} " for j in range(60)], delay=0.05))
+        count = len(fake.requests)
+        msg_id = k.send(f"%%chat\nstream number {i}")
+        deadline = time.monotonic() + 10
+        while len(fake.requests) == count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        start = time.monotonic()
+        k.interrupt()
+        result = k.collect(msg_id)
+        latencies.append(time.monotonic() - start)
+        assert result.reply.get("ename") == "KeyboardInterrupt", result.text()[-300:]
+        assert fake.requests[-1].finished.wait(1) and fake.requests[-1].closed_early
+        if baseline is None:
+            baseline = probe(k)
+    assert max(latencies) < 0.5, latencies
+    tasks, socks = probe(k)
+    assert tasks == 0
+    assert socks <= baseline[1]
+    assert k.run("import asyncio\nawait asyncio.sleep(0.05)").status == "ok"
+    fake.push(sse(["fine"]))
+    assert "fine" in k.run("%%chat\nstill there").text()

@@ -1,0 +1,167 @@
+"""Integration tests against a real OpenAI-compatible server we did not write: the
+llama-cpp-python server with the embedded Qwen2.5-Coder-0.5B model (ipychat[local])."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+
+import httpx
+import pytest
+
+import ipychat
+from ipychat import local
+from ipychat._display import RecordingFrontend
+from ipychat._live import ask_live
+from tests.kernel import Kernel
+
+pytestmark = pytest.mark.local
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = local.LocalServer.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def chat(server) -> ipychat.Chat:
+    return ipychat.Chat(provider="local", base_url=server.base_url, temperature=0, seed=1)
+
+
+def test_streamed_answer_arrives_and_renders(chat) -> None:
+    front = RecordingFrontend()
+    reply = ask_live(chat, "Write a Python one-liner that sums a list `xs`.", frontend=front,
+                     owns_cell=True, max_tokens=120)
+    assert reply.content.strip() and reply.finish_reason in ("stop", "length")
+    assert front.updates >= 2  # it streamed: shown, then updated
+    html = front.visible()[-1]["text/html"]
+    assert "ipychat-reply" in html and "qwen2.5-coder-0.5b" in html
+
+
+def test_follow_up_sends_history_and_the_model_uses_it(chat) -> None:
+    chat.ask("My name is Ada. Just reply OK.", max_tokens=10)
+    reply = chat.ask("What is my name? Answer with the name only.", max_tokens=10)
+    assert len(chat.messages) == 4
+    assert "ada" in reply.content.lower()
+
+
+def test_max_tokens_ends_with_length_and_says_it_was_cut(chat) -> None:
+    front = RecordingFrontend()
+    reply = ask_live(chat, "Write a long essay about rivers.", frontend=front, owns_cell=True,
+                     max_tokens=5)
+    assert reply.finish_reason == "length"
+    assert "cut at max tokens" in front.visible()[-1]["text/html"]
+
+
+def test_prompt_beyond_the_context_is_one_clear_line(chat) -> None:
+    with pytest.raises(ipychat.BadRequestError) as info:
+        chat.ask("word " * 12000, max_tokens=5)
+    message = str(info.value)
+    assert message.startswith("HTTP 400") and "\n" not in message
+    assert "context" in message.lower()
+    assert chat.turns == []
+
+
+def test_image_sent_to_the_text_only_model_says_it_takes_no_images(chat) -> None:
+    png = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
+           "2mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==")
+    with pytest.raises(ipychat.ChatError, match="takes no images"):
+        chat.ask("What is in this image?", images=[png], max_tokens=5)
+    assert chat.turns == []
+
+
+def test_throughput_ipychat_vs_plain_httpx(server, chat, capsys) -> None:
+    prompt = "Count from 1 to 60, separated by commas."
+    body = {"model": local.MODEL_ALIAS, "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": 120, "temperature": 0, "seed": 1, "stream": True}
+    chunks = 0
+    first = None
+    with httpx.stream("POST", f"{server.base_url}/chat/completions", json=body,
+                      timeout=120) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                delta = json.loads(line[6:])["choices"][0]["delta"].get("content")
+                if delta:
+                    chunks += 1
+                    first = first or time.perf_counter()
+    raw = chunks / (time.perf_counter() - first)
+    reply = chat.ask(prompt, max_tokens=120, history=False)
+    ours = reply.tokens_per_second
+    with capsys.disabled():
+        print(f"\n[local model] plain httpx: {raw:.1f} chunks/s; ipychat: {ours:.1f} chunks/s "
+              f"({reply.deltas} chunks, first token {reply.ttft:.2f} s)")
+    assert chunks > 10 and reply.deltas > 10 and ours > 0
+
+
+def test_percent_chat_provider_local_in_a_kernel(server) -> None:
+    k = Kernel({"IPYCHAT_LOCAL_URL": server.base_url})
+    try:
+        assert k.run("%load_ext ipychat\n%chat provider local").status == "ok"
+        result = k.run("%%chat --max-tokens 5\nWrite a long poem about the sea.")
+        assert result.status == "ok", result.text()
+        assert "cut at max tokens" in result.text()
+    finally:
+        k.stop()
+
+
+def test_kernel_started_server_dies_with_the_kernel() -> None:
+    k = Kernel()
+    try:
+        assert k.run("%load_ext ipychat\n%chat provider local", timeout=180).status == "ok"
+        pid = int(k.value("__import__('ipychat.local').local._server.process.pid"))
+        os.kill(pid, 0)  # running
+    finally:
+        k.km.kill_kernel()  # SIGKILL: no atexit runs, only the death signal
+        k.kc.stop_channels()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail("the local server outlived its kernel")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead
+    except FileNotFoundError:
+        return False
+
+
+def test_port_taken_is_a_clear_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(ipychat.ConfigError, match=f"port {port} is taken"):
+            local.LocalServer.start(port)
+
+
+def test_server_that_dies_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    bogus = tmp_path / "not-a-model.gguf"
+    bogus.write_bytes(b"not a gguf")
+    monkeypatch.setenv("IPYCHAT_LOCAL_MODEL", str(bogus))
+    with pytest.raises(ipychat.ConfigError, match="exited with code"):
+        local.LocalServer.start(timeout=60)
+
+
+def test_hash_mismatch_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(local, "SHA256", "0" * 64)
+    with pytest.raises(ipychat.ConfigError, match="sha256"):
+        local.model_path()
+    assert not (tmp_path / "ipychat" / local.MODEL_FILE).exists()
+
+
+def test_missing_extra_names_the_install_command(monkeypatch) -> None:
+    monkeypatch.setattr(local, "PARTS", ["ipychat_no_such_part_module"])
+    monkeypatch.setenv("XDG_CACHE_HOME", "/nonexistent-ipychat-cache")
+    with pytest.raises(ipychat.ConfigError, match=r"ipychat\[local\]"):
+        local.model_path()
