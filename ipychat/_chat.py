@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ._accumulate import Accumulator
+from ._cassette import Cassette, active_cassette
 from ._client import Request, RetryNotice, RetryPolicy, Timeouts, iter_chunks
 from ._errors import APIConnectionError, ConfigError, StreamError
 from ._messages import Event, Message, Reply, Turn
@@ -46,6 +47,7 @@ class Chat:
         self.turns: list[Turn] = []
         self.retry = RetryPolicy()
         self.timeouts = Timeouts()
+        self.cassette: Cassette | None = None  # else the kernel's (%chat record / replay)
         self._own = {"model": model, "base_url": base_url, "api_key": api_key, "provider": provider}
         if api_key:
             from ._settings import Secret
@@ -82,6 +84,9 @@ class Chat:
     def _system_message(self) -> Message:
         return {"role": "system", "content": self.system or ""}
 
+    def _cassette(self) -> Cassette | None:
+        return self.cassette if self.cassette is not None else active_cassette()
+
     # -- building a request -------------------------------------------------------------
     def _prepare(
         self,
@@ -99,7 +104,9 @@ class Chat:
             overrides["api_key"] = Secret(params.pop("api_key"))
         params.pop("api_key", None)
         settings = self.settings(overrides)
-        settings.require()
+        cassette = self._cassette()
+        replaying = cassette is not None and cassette.replaying
+        settings.require(key=not replaying)
         if not isinstance(prompt, str) or not prompt.strip():
             raise ConfigError("the message is empty: write something to ask")
         user = _user_message(prompt, images)
@@ -118,7 +125,7 @@ class Chat:
         if preset is not None:
             body = preset.adapt(body)
         base_url = settings.base_url
-        if preset is not None and preset.name == "local" and not base_url:
+        if preset is not None and preset.name == "local" and not base_url and not replaying:
             from .local import ensure_server
 
             base_url = ensure_server().base_url
@@ -189,8 +196,12 @@ class Chat:
             committed = True
             return reply
 
+        source = iter_chunks(request, self.retry)
+        cassette = self._cassette()
+        if cassette is not None:
+            source = cassette.play(request.body, source)
         try:
-            async for chunk in iter_chunks(request, self.retry):
+            async for chunk in source:
                 if type(chunk) is RetryNotice:
                     yield Event("retry", chunk.text, delay=chunk.delay)
                     continue

@@ -256,6 +256,32 @@ def retry(magics: Any, args: list[str], rest: str) -> Any:
         raise
 
 
+@command("record")
+def record(magics: Any, args: list[str], rest: str) -> None:
+    from ._cassette import Cassette, set_active
+
+    if not args:
+        raise ConfigError("%chat record takes a path (or 'off'): %chat record chat.cassette.json")
+    if args[0] == "off":
+        set_active(None)
+        _show("recording and replay off")
+        return
+    cassette = Cassette(args[0], "auto" if "--auto" in args else "record")
+    set_active(cassette)
+    _show(f"recording to {cassette.path} ({len(cassette.entries)} entries so far)")
+
+
+@command("replay")
+def replay(magics: Any, args: list[str], rest: str) -> None:
+    from ._cassette import Cassette, set_active
+
+    if not args:
+        raise ConfigError("%chat replay takes a path: %chat replay chat.cassette.json")
+    cassette = Cassette(args[0], "replay")
+    set_active(cassette)
+    _show(f"replaying from {cassette.path} ({len(cassette.entries)} entries); no network, no key")
+
+
 def ask_line(magics: Any, text: str) -> None:
     from ._live import ask_live
 

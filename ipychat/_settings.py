@@ -85,7 +85,7 @@ class Settings:
     preset: Preset | None
     sources: Mapping[str, str]  # field -> where it came from, for `%chat` to show
 
-    def require(self) -> None:
+    def require(self, *, key: bool = True) -> None:
         """Fail before sending anything when the request could not succeed."""
         if not self.base_url and not (self.preset and self.preset.name == "local"):
             raise ConfigError("no base URL: set IPYCHAT_BASE_URL or choose %chat provider NAME")
@@ -93,7 +93,7 @@ class Settings:
             raise ConfigError(
                 "no model set: use -m NAME, %chat model NAME, or the IPYCHAT_MODEL variable"
             )
-        if self.api_key is None and self.base_url and not is_loopback(self.base_url):
+        if key and self.api_key is None and self.base_url and not is_loopback(self.base_url):
             where = (self.preset.key_env if self.preset else None) or "IPYCHAT_API_KEY"
             raise ConfigError(f"no API key for {self.base_url}: run %chat key, or set {where}")
 
