@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ._blocks import BlockSplitter
@@ -20,22 +21,32 @@ from ._render import (
     footer_text,
     reasoning_html,
     render_markdown,
+    render_tail,
     reply_bundle,
 )
 
 __all__ = ["LiveView", "ask_live"]
 
 INTERVAL = 0.1  # seconds between updates: ~10 per second
-BYTES_PER_SECOND = 200_000  # a long tail or reasoning panel slows its own updates down to this
+# A long tail slows its own updates, so bytes sent stay linear in the answer (bench/render.py).
+BYTES_PER_SECOND = 4_000
 
 
 def _html(inner: str) -> dict[str, Any]:
-    return {"text/html": WRAP.format(inner), "text/plain": ""}
+    return {"text/html": WRAP.format(inner)}
 
 
 class LiveView:
-    def __init__(self, frontend: Frontend, *, owns_cell: bool = False, interval: float = INTERVAL):
+    def __init__(
+        self,
+        frontend: Frontend,
+        *,
+        owns_cell: bool = False,
+        interval: float = INTERVAL,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
         self.frontend = frontend
+        self.clock = clock
         self.owns_cell = owns_cell
         self.interval = interval
         self.splitter = BlockSplitter()
@@ -49,7 +60,7 @@ class LiveView:
         self._note: str | None = None
         self._dirty_tail = self._dirty_think = False
         self._next = 0.0
-        self._started = time.perf_counter()
+        self._started = self.clock()
         self._answer_at: float | None = None
         self.kept: list[dict[str, Any]] = []
 
@@ -67,7 +78,7 @@ class LiveView:
 
     def _content(self, text: str) -> None:
         if self._answer_at is None:
-            self._answer_at = time.perf_counter()
+            self._answer_at = self.clock()
             self._dirty_think = bool(self.reasoning)
             if self.reasoning and not self.frontend.rich:
                 self.frontend.write("\n\n")
@@ -96,7 +107,7 @@ class LiveView:
 
     # -- sending ------------------------------------------------------------------------
     def tick(self, force: bool = False) -> None:
-        now = time.perf_counter()
+        now = self.clock()
         if not self.frontend.rich or (not force and now < self._next):
             return
         sent = 0
@@ -108,7 +119,7 @@ class LiveView:
 
     def _send_reasoning(self) -> int:
         self._dirty_think = False
-        seconds = (self._answer_at or time.perf_counter()) - self._started
+        seconds = (self._answer_at or self.clock()) - self._started
         html = reasoning_html(
             "".join(self.reasoning), open_=self._answer_at is None, seconds=seconds, tokens=None
         )
@@ -135,21 +146,16 @@ class LiveView:
         tail = self._tail_html()
         if tail:
             if self._tail is None:
-                self._tail = self.frontend.show(_html(tail))
+                self._tail = self.frontend.show({"text/html": tail})
                 self._handles.append(self._tail)
             else:
-                self.frontend.update(self._tail, _html(tail))
+                self.frontend.update(self._tail, {"text/html": tail})
             sent += len(tail)
         return sent
 
     def _tail_html(self) -> str:
         tail = self.splitter.tail
-        if not tail.strip():
-            return ""
-        fence = self.splitter.fence
-        if fence is not None:
-            return render_markdown(tail + "\n" + fence, highlight=False)
-        return render_markdown(tail, highlight=False)
+        return render_tail(tail) if tail.strip() else ""
 
     # -- the end ----------------------------------------------------------------------
     def finish(self, reply: Reply) -> None:
@@ -157,7 +163,7 @@ class LiveView:
             self.frontend.write(f"\n[{footer_text(reply)}]\n")
             return
         if reply.reasoning_time is None and self.reasoning:
-            reply.reasoning_time = (self._answer_at or time.perf_counter()) - self._started
+            reply.reasoning_time = (self._answer_at or self.clock()) - self._started
         answer = "".join(self.frozen) + "".join(
             render_markdown(block) for block in self.splitter.finish()
         )
@@ -184,7 +190,7 @@ class LiveView:
             model=model,
             status=status,  # type: ignore[arg-type]
             error=error,
-            elapsed=time.perf_counter() - self._started,
+            elapsed=self.clock() - self._started,
         )
 
 

@@ -77,6 +77,9 @@ PRE = (
     'padding: 6px 8px; border-radius: 4px; overflow-x: auto"><code>{}</code></pre>'
 )
 
+# The same look in fewer bytes: the live tail is re-sent many times.
+TAIL_PRE = '<pre style="background:var(--jp-layout-color2,#8881);padding:6px 8px">{}</pre>'
+
 
 @lru_cache(maxsize=1)
 def _markdown() -> Any:
@@ -171,9 +174,44 @@ def _lexer(language: str) -> Any:
         return None
 
 
-def render_plain(text: str) -> str:
-    """The cheap rendering of an unfinished piece: escaped text, line breaks kept."""
-    return f'<div style="white-space: pre-wrap">{html.escape(text)}</div>'
+_INLINE = re.compile(r"`([^`\n]+)`|\*\*([^*\n]+)\*\*")
+_FENCE_LINE = re.compile(r"^\s*(`{3,}|~{3,})")
+_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+
+
+def _inline(line: str) -> str:
+    def sub(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return f"<code>{match.group(1)}</code>"
+        return f"<strong>{match.group(2)}</strong>"
+
+    heading = _HEADING.match(line)
+    if heading:
+        level = len(heading.group(1))
+        return f"<h{level}>{_INLINE.sub(sub, html.escape(heading.group(2)))}</h{level}>"
+    return _INLINE.sub(sub, html.escape(line)) + "\n"
+
+
+def render_tail(text: str) -> str:
+    """A cheap preview of the unfinished block while it streams: escaped text with code spans,
+    bold and headings, and code fences as plain `<pre>`; no Markdown parser, no highlighting.
+    (It is replaced by the real rendering as soon as the block is finished.)"""
+    out: list[str] = []
+    code: list[str] | None = None
+    for line in text.split("\n"):
+        if _FENCE_LINE.match(line):
+            if code is None:
+                code = []
+            else:
+                out.append(TAIL_PRE.format(html.escape("\n".join(code))))
+                code = None
+        elif code is not None:
+            code.append(line)
+        else:
+            out.append(_inline(line))
+    if code is not None:
+        out.append(TAIL_PRE.format(html.escape("\n".join(code))))
+    return f'<div style="white-space:pre-wrap">{"".join(out).rstrip()}</div>'
 
 
 def reasoning_html(text: str, *, open_: bool, seconds: float | None, tokens: int | None) -> str:

@@ -115,16 +115,26 @@ def outputs_text(nb: nbformat.NotebookNode) -> list[str]:
 
 
 @pytest.mark.kernel
-def test_notebook_replays_offline_with_the_same_outputs(_server, fake, tmp_path,
-                                                        monkeypatch) -> None:
+def test_notebook_replays_offline_with_the_same_outputs(
+    _server, fake, tmp_path, monkeypatch
+) -> None:
     cassette = str(tmp_path / "nb.cassette.json")
-    recorded = run_notebook({"IPYCHAT_BASE_URL": _server.url, "IPYCHAT_MODEL": "fake-model",
-                             "IPYCHAT_API_KEY": SECRET, "IPYCHAT_CASSETTE": cassette,
-                             "IPYCHAT_CASSETTE_MODE": "record"}, monkeypatch)
+    recorded = run_notebook(
+        {
+            "IPYCHAT_BASE_URL": _server.url,
+            "IPYCHAT_MODEL": "fake-model",
+            "IPYCHAT_API_KEY": SECRET,
+            "IPYCHAT_CASSETTE": cassette,
+            "IPYCHAT_CASSETTE_MODE": "record",
+        },
+        monkeypatch,
+    )
     assert len(fake.requests) == 2
     monkeypatch.delenv("IPYCHAT_API_KEY")
-    replayed = run_notebook({"IPYCHAT_BASE_URL": "https://api.example.invalid/v1",
-                             "IPYCHAT_CASSETTE_MODE": "replay"}, monkeypatch)
+    replayed = run_notebook(
+        {"IPYCHAT_BASE_URL": "https://api.example.invalid/v1", "IPYCHAT_CASSETTE_MODE": "replay"},
+        monkeypatch,
+    )
     assert len(fake.requests) == 2  # the provider saw nothing new
     assert outputs_text(replayed) == outputs_text(recorded)
     assert "Echo: And times 3?" in "".join(outputs_text(replayed))

@@ -35,8 +35,13 @@ def chat(server) -> ipychat.Chat:
 
 def test_streamed_answer_arrives_and_renders(chat) -> None:
     front = RecordingFrontend()
-    reply = ask_live(chat, "Write a Python one-liner that sums a list `xs`.", frontend=front,
-                     owns_cell=True, max_tokens=120)
+    reply = ask_live(
+        chat,
+        "Write a Python one-liner that sums a list `xs`.",
+        frontend=front,
+        owns_cell=True,
+        max_tokens=120,
+    )
     assert reply.content.strip() and reply.finish_reason in ("stop", "length")
     assert front.updates >= 2  # it streamed: shown, then updated
     html = front.visible()[-1]["text/html"]
@@ -52,8 +57,9 @@ def test_follow_up_sends_history_and_the_model_uses_it(chat) -> None:
 
 def test_max_tokens_ends_with_length_and_says_it_was_cut(chat) -> None:
     front = RecordingFrontend()
-    reply = ask_live(chat, "Write a long essay about rivers.", frontend=front, owns_cell=True,
-                     max_tokens=5)
+    reply = ask_live(
+        chat, "Write a long essay about rivers.", frontend=front, owns_cell=True, max_tokens=5
+    )
     assert reply.finish_reason == "length"
     assert "cut at max tokens" in front.visible()[-1]["text/html"]
 
@@ -68,8 +74,10 @@ def test_prompt_beyond_the_context_is_one_clear_line(chat) -> None:
 
 
 def test_image_sent_to_the_text_only_model_says_it_takes_no_images(chat) -> None:
-    png = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
-           "2mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==")
+    png = (
+        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
+        "2mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+    )
     with pytest.raises(ipychat.ChatError, match="takes no images"):
         chat.ask("What is in this image?", images=[png], max_tokens=5)
     assert chat.turns == []
@@ -77,12 +85,19 @@ def test_image_sent_to_the_text_only_model_says_it_takes_no_images(chat) -> None
 
 def test_throughput_ipychat_vs_plain_httpx(server, chat, capsys) -> None:
     prompt = "Count from 1 to 60, separated by commas."
-    body = {"model": local.MODEL_ALIAS, "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": 120, "temperature": 0, "seed": 1, "stream": True}
+    body = {
+        "model": local.MODEL_ALIAS,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": 120,
+        "temperature": 0,
+        "seed": 1,
+        "stream": True,
+    }
     chunks = 0
     first = None
-    with httpx.stream("POST", f"{server.base_url}/chat/completions", json=body,
-                      timeout=120) as response:
+    with httpx.stream(
+        "POST", f"{server.base_url}/chat/completions", json=body, timeout=120
+    ) as response:
         for line in response.iter_lines():
             if line.startswith("data: {"):
                 delta = json.loads(line[6:])["choices"][0]["delta"].get("content")
@@ -93,8 +108,10 @@ def test_throughput_ipychat_vs_plain_httpx(server, chat, capsys) -> None:
     reply = chat.ask(prompt, max_tokens=120, history=False)
     ours = reply.tokens_per_second
     with capsys.disabled():
-        print(f"\n[local model] plain httpx: {raw:.1f} chunks/s; ipychat: {ours:.1f} chunks/s "
-              f"({reply.deltas} chunks, first token {reply.ttft:.2f} s)")
+        print(
+            f"\n[local model] plain httpx: {raw:.1f} chunks/s; ipychat: {ours:.1f} chunks/s "
+            f"({reply.deltas} chunks, first token {reply.ttft:.2f} s)"
+        )
     assert chunks > 10 and reply.deltas > 10 and ours > 0
 
 
