@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._accumulate import Accumulator
 from ._cassette import Cassette, active_cassette
-from ._client import Request, RetryNotice, RetryPolicy, Timeouts, iter_chunks
-from ._errors import APIConnectionError, ConfigError, StreamError
+from ._client import Request, RetryPolicy, Timeouts
+from ._errors import ConfigError, StreamError
 from ._messages import Event, Message, Reply, Turn
 from ._settings import Settings, resolve
 from ._threads import SESSION
+from ._tools import Approver, Runner, tools_from
+from ._turn import MAX_ROUNDS, TurnRun
 
 __all__ = ["Chat"]
 
@@ -153,10 +154,16 @@ class Chat:
         history: bool = True,
         cell_id: str | None = None,
         rerun_by_text: bool = False,
+        tools: Sequence[Callable[..., Any]] | None = None,
+        approve: Approver | None = None,
+        runner: Runner | None = None,
+        max_rounds: int = MAX_ROUNDS,
         **params: Any,
     ) -> AsyncIterator[Event]:
         """Ask, yielding `Event`s as the answer arrives; the last one carries the `Reply`.
 
+        `tools` are Python functions the model may call; each call is run (after `approve`
+        says yes, when given) and its result sent back, for up to `max_rounds` rounds.
         Errors before the first token leave the thread unchanged. A stream that breaks later
         stores the partial turn marked incomplete and raises `StreamError` with `.reply` set;
         cancelling stores it marked interrupted.
@@ -164,72 +171,31 @@ class Chat:
         json_mode = bool(params.pop("json", False))
         if json_mode:
             params["response_format"] = {"type": "json_object"}
+        tool_map = tools_from(tools) if tools else {}
+        if tool_map:
+            params["tools"] = [tool.schema for tool in tool_map.values()]
+        choice = params.get("tool_choice")
+        if isinstance(choice, str) and choice not in ("auto", "none", "required"):
+            params["tool_choice"] = {"type": "function", "function": {"name": choice}}
         request, user, cut, _ = self._prepare(
             prompt, images, params, history, cell_id, rerun_by_text
         )
-        acc = Accumulator()
-        start = time.perf_counter()
-        timing: dict[str, float] = {}
-        status, error = "interrupted", None
-        committed = False
 
-        def finish(reply_status: str, reply_error: str | None) -> Reply:
-            nonlocal committed
-            reply = acc.reply(
-                status=reply_status,
-                error=reply_error,
-                ttft=timing.get("first"),
-                elapsed=time.perf_counter() - start,
-                reasoning_time=timing.get("answer", timing.get("last_reasoning")),
-            )
-            if reply.model is None:
-                reply.model = request.body.get("model")
-            if reply.reasoning_time is not None and "first_reasoning" in timing:
-                reply.reasoning_time -= timing["first_reasoning"]
-            if json_mode and reply_status == "complete":
-                try:
-                    reply.data = _parse_json_reply(reply.content)
-                except StreamError as exc:
-                    reply.error = exc.message
-            if history and (reply_status == "complete" or acc.started):
-                self._commit(cut, user, reply, request, cell_id)
-            committed = True
-            return reply
+        def commit(replies: list[Message], reply: Reply) -> None:
+            self._commit(cut, user, replies, reply, request, cell_id)
 
-        source = iter_chunks(request, self.retry)
-        cassette = self._cassette()
-        if cassette is not None:
-            source = cassette.play(request.body, source)
-        try:
-            async for chunk in source:
-                if type(chunk) is RetryNotice:
-                    yield Event("retry", chunk.text, delay=chunk.delay)
-                    continue
-                for kind, text in acc.feed(chunk):
-                    now = time.perf_counter() - start
-                    timing.setdefault("first", now)
-                    if kind == "reasoning":
-                        timing.setdefault("first_reasoning", now)
-                        timing["last_reasoning"] = now
-                    else:
-                        timing.setdefault("answer", now)
-                    yield Event(kind, text)  # type: ignore[arg-type]
-            for kind, text in acc.flush():
-                yield Event(kind, text)  # type: ignore[arg-type]
-            status = "complete"
-            if request.stream and acc.finish_reason is None:
-                status, error = "incomplete", "the stream ended before the model finished"
-        except (StreamError, APIConnectionError) as exc:
-            if not acc.started:
-                raise
-            failure = StreamError(f"the answer is incomplete: {exc.message}")
-            failure.reply = finish("incomplete", exc.message)
-            raise failure from None
-        finally:
-            if not committed and status == "interrupted" and acc.started:
-                finish("interrupted", "interrupted")
-        reply = finish(status, error)
-        yield Event("reply", reply=reply)
+        run = TurnRun(
+            self,
+            request,
+            commit if history else None,
+            json_mode=json_mode,
+            tools=tool_map,
+            approve=approve,
+            runner=runner,
+            max_rounds=max_rounds,
+        )
+        async for event in run.events():
+            yield event
 
     async def ask_async(self, prompt: str, images: Any = None, **params: Any) -> Reply:
         """Ask and return the whole `Reply` (no display)."""
@@ -253,7 +219,13 @@ class Chat:
 
     # -- the thread ---------------------------------------------------------------------
     def _commit(
-        self, cut: int, user: Message, reply: Reply, request: Request, cell_id: str | None
+        self,
+        cut: int,
+        user: Message,
+        replies: list[Message],
+        reply: Reply,
+        request: Request,
+        cell_id: str | None,
     ) -> None:
         body = request.body
         meta: dict[str, Any] = {
@@ -278,7 +250,18 @@ class Chat:
         dropped = len(self.turns) - cut
         meta["replaced"] = dropped
         del self.turns[cut:]
-        self.turns.append(Turn(user, [reply.message()], meta))
+        if reply.tool_runs:
+            meta["tools"] = [
+                {
+                    "name": c.name,
+                    "arguments": c.arguments,
+                    "duration": c.duration,
+                    "error": c.error,
+                    "approved": c.approved,
+                }
+                for c in reply.tool_runs
+            ]
+        self.turns.append(Turn(user, replies, meta))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -325,7 +308,7 @@ def _user_message(prompt: str, images: Any) -> Message:
     return {"role": "user", "content": parts}
 
 
-def _parse_json_reply(text: str) -> Any:
+def parse_json_reply(text: str) -> Any:
     cleaned = text.strip()
     if cleaned.startswith("```"):
         cleaned = cleaned.strip("`")

@@ -87,6 +87,7 @@ class Reply:
     reasoning_time: float | None = None
     id: str | None = None
     deltas: int = 0  # streamed chunks with text; stands in for tokens when usage is missing
+    tool_runs: list[Any] = field(default_factory=list)  # ToolCall records of calls ipychat ran
 
     @property
     def cost(self) -> float | None:
@@ -165,10 +166,12 @@ class Event:
     """What `Chat.stream()` yields.
 
     kind: "content" and "reasoning" carry `text` deltas; "retry" carries a note and `delay`;
-    "reply" is last and carries the finished `reply`.
+    "tool" carries a `ToolCall` as `data` (before and after it runs); "reply" is last and
+    carries the finished `reply`.
     """
 
-    kind: Literal["content", "reasoning", "retry", "reply"]
+    kind: Literal["content", "reasoning", "retry", "tool", "reply"]
     text: str = ""
     reply: Reply | None = None
     delay: float = 0.0
+    data: Any = None  # "tool": the ToolCall, sent once before it runs and once after

@@ -1,0 +1,186 @@
+"""One user turn: one request, or several when the model calls tools, as a stream of events.
+
+What the thread keeps depends on how the turn ends (SPEC §6): an error before anything arrived
+leaves the thread as it was; a stream that broke keeps the partial answer marked incomplete; a
+cancel keeps it marked interrupted. Tool rounds are kept in OpenAI form (assistant `tool_calls`,
+then `tool` messages), with `reasoning_content` on the assistant messages that made calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from ._accumulate import Accumulator
+from ._client import Request, RetryNotice, iter_chunks
+from ._errors import APIConnectionError, StreamError
+from ._messages import Event, Message, Reply
+from ._tools import Approver, Runner, Tool, ToolCall, direct_runner, run_call
+
+if TYPE_CHECKING:
+    from ._chat import Chat
+
+__all__ = ["TurnRun"]
+
+MAX_ROUNDS = 8
+
+
+class TurnRun:
+    def __init__(
+        self,
+        chat: Chat,
+        request: Request,
+        commit: Callable[[list[Message], Reply], None] | None,
+        *,
+        json_mode: bool = False,
+        tools: dict[str, Tool] | None = None,
+        approve: Approver | None = None,
+        runner: Runner | None = None,
+        max_rounds: int = MAX_ROUNDS,
+    ) -> None:
+        self.chat = chat
+        self.request = request
+        self.commit = commit
+        self.json_mode = json_mode
+        self.tools = tools or {}
+        self.approve = approve
+        self.runner = runner or direct_runner
+        self.max_rounds = max_rounds
+        self.acc = Accumulator()
+        self.extra: list[Message] = []  # earlier rounds: assistant tool_calls + tool results
+        self.runs: list[ToolCall] = []
+        self.reasoning: list[str] = []
+        self.start = time.perf_counter()
+        self.timing: dict[str, float] = {}
+        self.done = False
+        self.in_tools = False  # the current round's message has moved to `extra`
+
+    @property
+    def started(self) -> bool:
+        return self.acc.started or bool(self.extra)
+
+    async def events(self) -> AsyncIterator[Event]:
+        status, error = "interrupted", None
+        try:
+            rounds = 0
+            while True:
+                async for event in self._request():
+                    yield event
+                if not (self.tools and self.acc.tool_calls and rounds < self.max_rounds):
+                    break
+                rounds += 1
+                self.in_tools = True
+                async for event in self._run_tools():
+                    yield event
+                self.acc = Accumulator()
+                self.in_tools = False
+                body = self.request.body
+                self.request.body = {**body, "messages": [*self._base, *self.extra]}
+                if rounds == self.max_rounds:
+                    self.request.body["tool_choice"] = "none"  # the last round must answer
+            status = "complete"
+            if self.request.stream and self.acc.finish_reason is None:
+                status, error = "incomplete", "the stream ended before the model finished"
+        except (StreamError, APIConnectionError) as exc:
+            if not self.started:
+                raise
+            failure = StreamError(f"the answer is incomplete: {exc.message}")
+            failure.reply = self._finish("incomplete", exc.message)
+            raise failure from None
+        finally:
+            if not self.done and status == "interrupted" and self.started:
+                self._finish("interrupted", "interrupted")
+        yield Event("reply", reply=self._finish(status, error))
+
+    @property
+    def _base(self) -> list[Message]:
+        if not hasattr(self, "_base_messages"):
+            self._base_messages = list(self.request.body["messages"])
+        return self._base_messages
+
+    async def _request(self) -> AsyncIterator[Event]:
+        _ = self._base  # remember the messages before any tool round
+        source: AsyncIterator[Any] = iter_chunks(self.request, self.chat.retry)
+        cassette = self.chat._cassette()
+        if cassette is not None:
+            source = cassette.play(self.request.body, source)
+        acc, timing, start = self.acc, self.timing, self.start
+        async for chunk in source:
+            if type(chunk) is RetryNotice:
+                yield Event("retry", chunk.text, delay=chunk.delay)
+                continue
+            for kind, text in acc.feed(chunk):
+                now = time.perf_counter() - start
+                timing.setdefault("first", now)
+                if kind == "reasoning":
+                    timing.setdefault("first_reasoning", now)
+                    timing["last_reasoning"] = now
+                else:
+                    timing.setdefault("answer", now)
+                yield Event(kind, text)  # type: ignore[arg-type]
+        for kind, text in acc.flush():
+            yield Event(kind, text)  # type: ignore[arg-type]
+
+    async def _run_tools(self) -> AsyncIterator[Event]:
+        reply = self.acc.reply()
+        self.reasoning.append(reply.reasoning)
+        self.extra.append(reply.message())
+        for raw in reply.tool_calls:
+            function = raw.get("function") or {}
+            call = ToolCall(
+                raw.get("id", ""), function.get("name", ""), function.get("arguments", "")
+            )
+            yield Event("tool", data=call)
+            await run_call(call, self.tools, self.runner, self.approve)
+            self.runs.append(call)
+            self.extra.append(call.message())  # type: ignore[arg-type]
+            yield Event("tool", data=call)
+
+    def _finish(self, status: str, error: str | None) -> Reply:
+        timing = self.timing
+        reply = self.acc.reply(
+            status=status,
+            error=error,
+            ttft=timing.get("first"),
+            elapsed=time.perf_counter() - self.start,
+            reasoning_time=timing.get("answer", timing.get("last_reasoning")),
+        )
+        reply.tool_runs = list(self.runs)
+        if self.reasoning:
+            reply.reasoning = "\n\n".join([*filter(None, self.reasoning), reply.reasoning])
+        if reply.model is None:
+            reply.model = self.request.body.get("model")
+        if reply.reasoning_time is not None and "first_reasoning" in timing:
+            reply.reasoning_time -= timing["first_reasoning"]
+        if self.json_mode and status == "complete":
+            from ._chat import parse_json_reply
+
+            try:
+                reply.data = parse_json_reply(reply.content)
+            except StreamError as exc:
+                reply.error = exc.message
+        if self.tools and reply.tool_calls and status == "complete":
+            reply.error = f"stopped after {self.max_rounds} tool rounds"
+            reply.tool_calls = []  # not run: keep the thread valid for the next request
+        if self.commit is not None and (status == "complete" or self.started):
+            messages = [*self.extra, *_unanswered(self.extra)]
+            if not self.in_tools:
+                messages.append(reply.message())
+            self.commit(messages, reply)
+        self.done = True
+        return reply
+
+
+def _unanswered(messages: list[Message]) -> list[Message]:
+    """Tool results for calls that never ran (a cancel during the tools), so that the thread
+    stays a valid request for the next turn."""
+    answered = {m.get("tool_call_id") for m in messages if m.get("role") == "tool"}
+    missing: list[Message] = []
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            if call.get("id") not in answered:
+                missing.append(
+                    {"role": "tool", "tool_call_id": call.get("id", ""), "content": "(not run)"}
+                )
+    return missing
