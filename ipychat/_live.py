@@ -8,7 +8,10 @@ square. When the turn ends, the pieces are replaced by one clean bundle.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import concurrent.futures
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +26,7 @@ from ._render import (
     render_markdown,
     render_tail,
     reply_bundle,
+    tool_html,
 )
 
 __all__ = ["LiveView", "ask_live"]
@@ -63,6 +67,7 @@ class LiveView:
         self._started = self.clock()
         self._answer_at: float | None = None
         self.kept: list[dict[str, Any]] = []
+        self._tools: dict[str, str] = {}
 
     # -- events -----------------------------------------------------------------------
     def feed(self, event: Event) -> None:
@@ -75,6 +80,8 @@ class LiveView:
             self._dirty_think = True
         elif event.kind == "retry":
             self.note(f"⟳ {event.text}")
+        elif event.kind == "tool":
+            self._tool(event.data)
 
     def _content(self, text: str) -> None:
         if self._answer_at is None:
@@ -91,6 +98,25 @@ class LiveView:
             self.frozen.append(html)
             self._pending.append(html)
         self._dirty_tail = True
+
+    def _tool(self, call: Any) -> None:
+        if not self.frontend.rich:
+            if call.result is not None:
+                self.frontend.write(f"\n[tool {call.name}: {call.result[:200]}]\n")
+            return
+        # What streamed before the call is finished and goes above its panel.
+        for block in self.splitter.finish():
+            html = render_markdown(block)
+            self.frozen.append(html)
+            self._pending.append(html)
+        self.tick(force=True)
+        bundle = _html(tool_html(call))
+        handle = self._tools.get(call.id)
+        if handle is None:
+            self._tools[call.id] = self.frontend.show(bundle)
+            self._handles.append(self._tools[call.id])
+        else:
+            self.frontend.update(handle, bundle)
 
     def note(self, text: str, *, keep: bool = False) -> None:
         """A one-line note above the answer; `keep` ones stay in the final output."""
@@ -200,6 +226,48 @@ def _esc(text: str) -> str:
     return html.escape(text)
 
 
+class MainThreadJobs:
+    """Work the loop thread hands back to the kernel's main thread: the user's tool functions
+    (notebook code expects to run there) and approval prompts (`input()` reaches the front end
+    only from there). `run_pending()` runs in the wait loop of `ask_live`."""
+
+    def __init__(self) -> None:
+        self.jobs: collections.deque[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
+        self.jobs = collections.deque()
+
+    async def call(self, job: Callable[[], Any]) -> Any:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.jobs.append((job, future))
+        return await asyncio.wrap_future(future)
+
+    def run_pending(self) -> None:
+        while self.jobs:
+            job, future = self.jobs.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(job())
+            except Exception as error:
+                future.set_exception(error)
+
+    async def runner(self, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        if inspect.iscoroutinefunction(fn):
+            return await fn(**kwargs)
+        return await self.call(lambda: fn(**kwargs))
+
+    async def approve(self, call: Any) -> bool:
+        return bool(await self.call(lambda: _ask_approval(call)))
+
+
+def _ask_approval(call: Any) -> bool:
+    try:
+        answer = input(f"Run tool {call.name}({call.arguments})? [y/N] ")
+    except Exception:  # StdinNotImplementedError: this front end cannot ask
+        call.extra["note"] = "approval needs a front end that can ask; use --auto"
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
 def ask_live(
     chat: Any,
     prompt: str,
@@ -208,6 +276,7 @@ def ask_live(
     frontend: Frontend | None = None,
     owns_cell: bool = False,
     notes: list[str] | tuple[str, ...] = (),
+    auto: bool = False,
     **params: Any,
 ) -> Reply:
     """Ask on the private loop and stream into the cell from this (the kernel's main) thread.
@@ -223,12 +292,18 @@ def ask_live(
         view.note(text, keep=True)
     queue: collections.deque[Event] = collections.deque()
     result: list[Reply] = []
+    jobs = MainThreadJobs()
+    if params.get("tools"):
+        params.setdefault("runner", jobs.runner)
+        if not auto:
+            params.setdefault("approve", jobs.approve)
 
     async def pump() -> None:
         async for event in chat.stream(prompt, images, **params):
             queue.append(event)
 
     def poll() -> None:
+        jobs.run_pending()
         while queue:
             event = queue.popleft()
             if event.kind == "reply":

@@ -52,6 +52,12 @@ class ChatMagics(Magics):
     interpolate = Bool(True, help="Expand {name} and {expr} in cells from the namespace.").tag(
         config=True
     )
+    auto_tools = Bool(False, help="Run the model's tool calls without asking (like --auto).").tag(
+        config=True
+    )
+    max_tool_rounds = Int(8, help="Tool-call rounds in one turn before it must answer.").tag(
+        config=True
+    )
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -153,6 +159,7 @@ class ChatMagics(Magics):
                 history=history,
                 cell_id=cell_id,
                 rerun_by_text=cell_id is None,
+                auto=args.auto or self.auto_tools,
                 **params,
             )
         except ConfigError as error:
@@ -183,7 +190,8 @@ class ChatMagics(Magics):
         if args.no_stream:
             params["stream"] = False
         if args.tools:
-            raise UsageError("--tools is not available yet in this version of ipychat")
+            params["tools"] = self._tools(args.tools)
+            params["max_rounds"] = self.max_tool_rounds
         for item in args.param:
             key, sep, raw = item.partition("=")
             if not sep or not key.strip():
@@ -193,6 +201,21 @@ class ChatMagics(Magics):
             except ValueError:
                 params[key.strip()] = raw
         return params
+
+    def _tools(self, names: str) -> list[Any]:
+        functions = []
+        for name in filter(None, (n.strip() for n in names.split(","))):
+            fn = self.shell.user_ns.get(name)
+            if not callable(fn):
+                raise UsageError(f"--tools: {name!r} is not a function in this notebook")
+            functions.append(fn)
+        try:
+            from ._tools import tools_from
+
+            tools_from(functions)  # a parameter with no JSON schema fails here, before sending
+        except ConfigError as error:
+            raise UsageError(str(error)) from None
+        return functions
 
     def _images(self, args: Any) -> list[dict[str, Any]]:
         from ._images import collect

@@ -274,6 +274,33 @@ def status_note(reply: Reply) -> str | None:
     return None
 
 
+def tool_html(call: Any) -> str:
+    """A collapsible panel for one tool call: name, arguments, duration, a result preview."""
+    import json
+
+    if call.result is None:
+        state = "running…"
+    elif not call.approved:
+        state = "declined" + (f" ({call.extra['note']})" if call.extra.get("note") else "")
+    else:
+        state = ("✗ error" if call.error else "✓") + f" · {call.duration:.2f} s"
+    try:
+        args = json.dumps(json.loads(call.arguments or "{}"), indent=1, ensure_ascii=False)
+    except ValueError:
+        args = call.arguments
+    short = " ".join(args.split())
+    short = short if len(short) <= 60 else short[:57] + "..."
+    result = call.result or ""
+    preview = result if len(result) <= 2000 else result[:2000] + "…"
+    return (
+        '<details class="ipychat-tool" style="margin: 4px 0; color: '
+        'var(--jp-content-font-color2, #666)"><summary style="cursor: pointer">'
+        f"🔧 {html.escape(call.name)}({html.escape(short)}) · {html.escape(state)}</summary>"
+        f"<div>arguments</div>{PRE.format(html.escape(args))}"
+        f"<div>result</div>{PRE.format(html.escape(preview))}</details>"
+    )
+
+
 def footer_html(reply: Reply) -> str:
     return (
         '<div class="ipychat-footer" style="margin-top: 6px; font-size: 0.85em; '
@@ -290,6 +317,7 @@ def reply_html(reply: Reply, answer_html: str | None = None) -> str:
                 reply.reasoning, open_=False, seconds=reply.reasoning_time, tokens=tokens
             )
         )
+    parts.extend(tool_html(call) for call in reply.tool_runs)
     parts.append(answer_html if answer_html is not None else render_markdown(reply.content))
     parts.append(footer_html(reply))
     return WRAP.format("".join(parts))

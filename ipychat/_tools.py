@@ -25,6 +25,14 @@ _SIMPLE = {str: "string", int: "integer", float: "number", bool: "boolean"}
 def _type_schema(annotation: Any, where: str) -> dict[str, Any]:
     if annotation is inspect.Parameter.empty or annotation is Any:
         return {}
+    if isinstance(annotation, str):  # a hint that did not resolve (a local class, a typo)
+        simple = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
+        if annotation in simple:
+            return _type_schema(simple[annotation], where)
+        raise ConfigError(
+            f"{where} has type {annotation}, which has no JSON schema; use str, int, float, "
+            "bool, list, dict or Literal"
+        )
     if annotation in _SIMPLE:
         return {"type": _SIMPLE[annotation]}
     if annotation is type(None):

@@ -18,6 +18,7 @@ class Result:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None
     reply: dict[str, Any] = field(default_factory=dict)
+    prompts: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         """Everything the cell showed, as one string (plain, html and markdown)."""
@@ -62,13 +63,13 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
 
-    def send(self, code: str, cell_id: str | None = None) -> str:
+    def send(self, code: str, cell_id: str | None = None, allow_stdin: bool = False) -> str:
         content = {
             "code": code,
             "silent": False,
             "store_history": True,
             "user_expressions": {},
-            "allow_stdin": False,
+            "allow_stdin": allow_stdin,
             "stop_on_error": True,
         }
         metadata = {"cellId": cell_id} if cell_id else {}
@@ -76,15 +77,25 @@ class Kernel:
         self.kc.shell_channel.send(msg)
         return str(msg["header"]["msg_id"])
 
-    def collect(self, msg_id: str, timeout: float = 60, on_output: Any = None) -> Result:
+    def collect(
+        self,
+        msg_id: str,
+        timeout: float = 60,
+        on_output: Any = None,
+        answers: list[str] | None = None,
+    ) -> Result:
         result = Result("?")
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no idle within {timeout} s; outputs: {result.text()[-500:]}")
+            if answers is not None and self.kc.stdin_channel.msg_ready():
+                request = self.kc.get_stdin_msg(timeout=1)
+                result.prompts.append(request["content"]["prompt"])
+                self.kc.input(answers.pop(0) if answers else "")
             try:
-                msg = self.kc.get_iopub_msg(timeout=min(remaining, 1))
+                msg = self.kc.get_iopub_msg(timeout=min(remaining, 0.1))
             except queue.Empty:
                 continue
             if msg["parent_header"].get("msg_id") != msg_id:
