@@ -70,9 +70,12 @@ class Chat:
 
     def reset(self) -> None:
         self.turns.clear()
+        SESSION.notify(self.name)
 
     def undo(self) -> Turn | None:
-        return self.turns.pop() if self.turns else None
+        turn = self.turns.pop() if self.turns else None
+        SESSION.notify(self.name)
+        return turn
 
     @property
     def last(self) -> Reply | None:
@@ -262,6 +265,7 @@ class Chat:
                 for c in reply.tool_runs
             ]
         self.turns.append(Turn(user, replies, meta))
+        SESSION.notify(self.name)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -293,6 +297,7 @@ class Chat:
             raise ConfigError(f"{path} is not a saved ipychat thread: {exc}") from None
         self.system = data.get("system")
         self.turns = turns
+        SESSION.notify(self.name)
 
 
 def _user_message(prompt: str, images: Any) -> Message:

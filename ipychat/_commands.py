@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import ConfigError
+from ._messages import message_text
 from ._providers import get_preset
 from ._threads import SESSION
 
@@ -139,23 +140,6 @@ def threads(magics: Any, args: list[str], rest: str) -> None:
         _show("no threads yet")
         return
     _show("\n".join(f"{name}: {len(chat.turns)} turns" for name, chat in SESSION.threads.items()))
-
-
-def message_text(content: Any) -> str:
-    """A message's content for people: images by reference, never their base64."""
-    if isinstance(content, str):
-        return content
-    parts = []
-    for part in content or []:
-        if part.get("type") == "text":
-            parts.append(part.get("text", ""))
-        elif part.get("type") == "image_url":
-            url = (part.get("image_url") or {}).get("url", "")
-            label = part.get("ipychat_source") or (
-                f"data URL, {len(url):,} chars" if url.startswith("data:") else url
-            )
-            parts.append(f"[image: {label}]")
-    return "\n".join(parts)
 
 
 @command("history")

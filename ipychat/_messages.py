@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
-__all__ = ["Event", "Message", "Reply", "Turn", "Usage"]
+__all__ = ["Event", "Message", "Reply", "Turn", "Usage", "message_text"]
 
 
 class Message(TypedDict, total=False):
@@ -17,6 +17,23 @@ class Message(TypedDict, total=False):
     tool_calls: list[dict[str, Any]]
     tool_call_id: str
     reasoning_content: str
+
+
+def message_text(content: Any) -> str:
+    """A message's content for people: images by reference, never their base64."""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content or []:
+        if part.get("type") == "text":
+            parts.append(part.get("text", ""))
+        elif part.get("type") == "image_url":
+            url = (part.get("image_url") or {}).get("url", "")
+            label = part.get("ipychat_source") or (
+                f"data URL, {len(url):,} chars" if url.startswith("data:") else url
+            )
+            parts.append(f"[image: {label}]")
+    return "\n".join(parts)
 
 
 def _num(value: Any) -> float | None:

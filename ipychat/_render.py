@@ -262,7 +262,7 @@ def footer_text(reply: Reply) -> str:
 
 def status_note(reply: Reply) -> str | None:
     if reply.status == "interrupted":
-        return "⏹ interrupted"
+        return "⏹ stopped" if reply.error == "stopped" else "⏹ interrupted"
     if reply.status == "incomplete":
         return f"⚠ incomplete: {reply.error or 'the stream broke'}"
     if reply.finish_reason == "length":
@@ -321,6 +321,45 @@ def reply_html(reply: Reply, answer_html: str | None = None) -> str:
     parts.append(answer_html if answer_html is not None else render_markdown(reply.content))
     parts.append(footer_html(reply))
     return WRAP.format("".join(parts))
+
+
+def turn_html(turn: Any) -> str:
+    """A finished turn for a transcript: the user's message, tool panels, the answer, a footer
+    line from the saved metadata (works for threads loaded from disk too)."""
+    from ._messages import message_text
+
+    user = html.escape(message_text(turn.user.get("content")))
+    parts = [
+        f'<p style="margin: 8px 0 4px"><b>You</b>: <span style="white-space: pre-wrap">'
+        f"{user}</span></p>"
+    ]
+    meta = turn.meta
+    if meta.get("reasoning"):
+        parts.append(reasoning_html(meta["reasoning"], open_=False, seconds=None, tokens=None))
+    for call in meta.get("tools") or []:
+        parts.append(
+            f'<div style="opacity: 0.7">🔧 {html.escape(str(call.get("name")))}'
+            f"({html.escape(str(call.get('arguments'))[:80])})</div>"
+        )
+    answer = turn.replies[-1].get("content") if turn.replies else ""
+    parts.append(render_markdown(answer if isinstance(answer, str) else ""))
+    usage = meta.get("usage") or {}
+    line = [str(meta.get("model") or "?")]
+    if usage:
+        line.append(
+            f"{usage.get('prompt_tokens', 0):,} in · {usage.get('completion_tokens', 0):,} out"
+        )
+    if meta.get("status", "complete") != "complete":
+        line.append(
+            "⏹ stopped"
+            if meta.get("error") in ("stopped", "interrupted")
+            else f"⚠ {meta.get('error') or meta['status']}"
+        )
+    parts.append(
+        '<div style="font-size: 0.85em; color: var(--jp-content-font-color3, #888)">'
+        f"{html.escape(' · '.join(line))}</div>"
+    )
+    return "".join(parts)
 
 
 def reply_bundle(reply: Reply, answer_html: str | None = None) -> dict[str, Any]:

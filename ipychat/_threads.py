@@ -6,6 +6,7 @@ the panel is in the thread that `%chat history` shows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,6 +22,18 @@ class Session:
         self.commands: dict[str, Any] = {}
         # the ChatMagics traits (`%config ChatMagics.model = …`), mirrored by the magics
         self.config: dict[str, Any] = {}
+
+        # called with a thread's name when it changes (the chat panel refreshes itself)
+        self.listeners: list[Callable[[str], None]] = []
+
+    def notify(self, name: str | None) -> None:
+        if name is None:
+            return
+        for listener in list(self.listeners):
+            try:
+                listener(name)
+            except Exception:  # a broken listener must not break a turn
+                pass
 
     def layers(self) -> list[dict[str, Any]]:
         return [self.commands, self.config]
