@@ -35,7 +35,7 @@ demo: $(STAMP)
 	@echo "Done: the executed notebook is notebooks/quickstart.ipynb, as a page: notebooks/quickstart.html"
 	@echo "Open it live with: $(VENV)/bin/jupyter lab notebooks/quickstart.ipynb"
 
-test: $(STAMP)
+test: $(STAMP) $(BROWSER_STAMP)
 	$(PY) -m ruff check ipychat tests bench
 	$(PY) -m pytest -q -rs
 

@@ -262,7 +262,7 @@ def footer_text(reply: Reply) -> str:
 
 def status_note(reply: Reply) -> str | None:
     if reply.status == "interrupted":
-        return "⏹ stopped" if reply.error == "stopped" else "⏹ interrupted"
+        return "■ stopped" if reply.error == "stopped" else "■ interrupted"
     if reply.status == "incomplete":
         return f"⚠ incomplete: {reply.error or 'the stream broke'}"
     if reply.finish_reason == "length":
@@ -295,7 +295,7 @@ def tool_html(call: Any) -> str:
     return (
         '<details class="ipychat-tool" style="margin: 4px 0; color: '
         'var(--jp-content-font-color2, #666)"><summary style="cursor: pointer">'
-        f"🔧 {html.escape(call.name)}({html.escape(short)}) · {html.escape(state)}</summary>"
+        f"⚙ {html.escape(call.name)}({html.escape(short)}) · {html.escape(state)}</summary>"
         f"<div>arguments</div>{PRE.format(html.escape(args))}"
         f"<div>result</div>{PRE.format(html.escape(preview))}</details>"
     )
@@ -338,7 +338,7 @@ def turn_html(turn: Any) -> str:
         parts.append(reasoning_html(meta["reasoning"], open_=False, seconds=None, tokens=None))
     for call in meta.get("tools") or []:
         parts.append(
-            f'<div style="opacity: 0.7">🔧 {html.escape(str(call.get("name")))}'
+            f'<div style="opacity: 0.7">⚙ {html.escape(str(call.get("name")))}'
             f"({html.escape(str(call.get('arguments'))[:80])})</div>"
         )
     answer = turn.replies[-1].get("content") if turn.replies else ""
@@ -351,7 +351,7 @@ def turn_html(turn: Any) -> str:
         )
     if meta.get("status", "complete") != "complete":
         line.append(
-            "⏹ stopped"
+            "■ stopped"
             if meta.get("error") in ("stopped", "interrupted")
             else f"⚠ {meta.get('error') or meta['status']}"
         )

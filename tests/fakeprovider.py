@@ -28,6 +28,7 @@ class Recorded:
     headers: dict[str, str]
     body: Any
     client_port: int = 0
+    ended: float = 0.0  # time.monotonic() when the response ended or the client hung up
     closed_early: bool = False  # the client hung up before the response ended
     finished: threading.Event = field(default_factory=threading.Event)
 
@@ -231,6 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             record.closed_early = True
         finally:
+            record.ended = time.monotonic()
             record.finished.set()
 
     def _send_plain(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:

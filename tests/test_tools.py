@@ -199,7 +199,7 @@ class TestInKernel:
         result = k.run("%%chat --tools lookup --auto\nweather in Oslo")
         assert result.status == "ok", result.text()
         final = result.final()[-1]["data"]["text/html"]
-        assert "🔧 lookup" in final and "21 in Oslo" in final
+        assert "⚙ lookup" in final and "21 in Oslo" in final
         assert k.value("calls[-1]").strip() == "'Oslo'"
         roles = k.value("[m['role'] for m in ipychat.thread().turns[-1].messages]")
         assert roles.strip() == "['user', 'assistant', 'tool', 'assistant']"
