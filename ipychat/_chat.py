@@ -120,6 +120,7 @@ class Chat:
             for turn in self.turns[:cut]:
                 messages.extend(turn.messages)
         messages.append(user)
+        messages = [_wire(m) for m in messages]
         body = {"model": settings.model, "messages": messages, **self.params, **params}
         body = {k: v for k, v in body.items() if v is not None}
         body.setdefault("stream", True)
@@ -311,6 +312,17 @@ def _user_message(prompt: str, images: Any) -> Message:
     parts: list[dict[str, Any]] = [{"type": "text", "text": prompt}, *given]
     parts.extend(collect([i for i in items if not isinstance(i, dict)]))
     return {"role": "user", "content": parts}
+
+
+def _wire(message: Message) -> Message:
+    """The message as sent: content parts lose ipychat's private keys (`_source`)."""
+    content = message.get("content")
+    if not isinstance(content, list) or not any(
+        isinstance(p, dict) and any(k.startswith("_") for k in p) for p in content
+    ):
+        return message
+    clean = [{k: v for k, v in p.items() if not k.startswith("_")} for p in content]
+    return {**message, "content": clean}  # type: ignore[typeddict-item]
 
 
 def parse_json_reply(text: str) -> Any:

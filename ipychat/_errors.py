@@ -179,7 +179,7 @@ def status_error(status: int, body: Any, *, retry_after: float | None = None) ->
         parts.append(f"(param: {param})")
     message = ": ".join(parts[:2]) + (" " + parts[2] if len(parts) > 2 else "")
     hint = _HINTS.get(status)
-    if status >= 500 and _is_no_images(detail):
+    if (status >= 500 or status == 400) and _is_no_images(detail):
         hint = "this model or server takes no images; ask without -i"
     if hint:
         message += f" — {hint}"
@@ -189,5 +189,11 @@ def status_error(status: int, body: Any, *, retry_after: float | None = None) ->
 
 
 def _is_no_images(detail: str) -> bool:
-    # llama-cpp-python answers a list-of-parts content with this 500 (see LOCAL_MODEL.md).
-    return "concatenate str" in detail and "list" in detail
+    # llama-cpp-python answers a list-of-parts content with a 500 "can only concatenate str
+    # (not "list") to str" (LOCAL_MODEL.md); hosted APIs say so in a 400.
+    text = detail.lower()
+    if "concatenate str" in text and "list" in text:
+        return True
+    return "image" in text and any(
+        s in text for s in ("not support", "only supported", "invalid content type", "no vision")
+    )

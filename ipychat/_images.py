@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import glob
+import html
 import io
 import os
 from collections.abc import Iterable
@@ -150,8 +151,13 @@ def collect(
     *,
     detail: str | None = None,
     limit: int = MAX_IMAGES,
+    max_side: int = 0,
 ) -> list[dict[str, Any]]:
-    """The `image_url` parts for `sources` (strings are resolved against `namespace`)."""
+    """The `image_url` parts for `sources` (strings are resolved against `namespace`).
+
+    Files are sent byte for byte; `max_side` > 0 downscales local images whose longer side is
+    larger (needs Pillow). Each part keeps where it came from under `_source`, which is shown in
+    `%chat history` and stripped before sending."""
     pairs: list[tuple[str, str]] = []
     for source in sources:
         if isinstance(source, str):
@@ -163,9 +169,60 @@ def collect(
     if len(unique) > limit:
         raise ConfigError(f"{len(unique)} images; the limit is {limit} (ChatMagics.max_images)")
     parts = []
-    for url, _label in unique:
+    for url, label in unique:
+        if max_side and url.startswith("data:"):
+            url = _downscale(url, max_side)
         image: dict[str, Any] = {"url": url}
         if detail:
             image["detail"] = detail
-        parts.append({"type": "image_url", "image_url": image})
+        parts.append({"type": "image_url", "image_url": image, "_source": label})
     return parts
+
+
+def _downscale(url: str, max_side: int) -> str:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ConfigError("downscaling images needs Pillow: pip install pillow") from None
+    head, _, payload = url.partition(",")
+    with Image.open(io.BytesIO(base64.b64decode(payload))) as image:
+        if max(image.size) <= max_side:
+            return url
+        image.thumbnail((max_side, max_side))
+        buffer = io.BytesIO()
+        fmt = "JPEG" if "jpeg" in head else "PNG"
+        image.save(buffer, format=fmt)
+    mime = "image/jpeg" if fmt == "JPEG" else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode()}"
+
+
+def thumbnails_html(parts: list[dict[str, Any]], size: int = 64) -> str:
+    """What was sent, above the answer: small thumbnails (Pillow) or the list of sources."""
+    items = []
+    for part in parts:
+        url = part["image_url"]["url"]
+        label = html.escape(str(part.get("_source") or "image"))
+        thumb = _thumbnail(url, size) if url.startswith("data:") else None
+        if thumb:
+            items.append(
+                f'<img src="{thumb}" title="{label}" alt="{label}" '
+                f'style="height: {size}px; margin-right: 4px; border-radius: 3px">'
+            )
+        else:
+            items.append(f'<span style="margin-right: 8px">🖼 {label}</span>')
+    return f'<div class="ipychat-images" style="margin-bottom: 6px">{"".join(items)}</div>'
+
+
+def _thumbnail(url: str, size: int) -> str | None:
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2]))) as image:
+            image.thumbnail((size * 2, size * 2))
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="JPEG", quality=70)
+    except Exception:
+        return None
+    return f"data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()}"

@@ -118,9 +118,13 @@ class LiveView:
         else:
             self.frontend.update(handle, bundle)
 
-    def note(self, text: str, *, keep: bool = False) -> None:
-        """A one-line note above the answer; `keep` ones stay in the final output."""
-        bundle = {"text/plain": text, "text/html": f"<div><i>{_esc(text)}</i></div>"}
+    def note(self, text: str | dict[str, Any], *, keep: bool = False) -> None:
+        """A one-line note (or a ready bundle) above the answer; `keep` ones stay in the final
+        output."""
+        if isinstance(text, dict):
+            bundle, text = text, text.get("text/plain", "")
+        else:
+            bundle = {"text/plain": text, "text/html": f"<div><i>{_esc(text)}</i></div>"}
         if not self.frontend.rich:
             self.frontend.write(text + "\n")
         elif keep:
@@ -275,7 +279,7 @@ def ask_live(
     *,
     frontend: Frontend | None = None,
     owns_cell: bool = False,
-    notes: list[str] | tuple[str, ...] = (),
+    notes: list[Any] | tuple[Any, ...] = (),
     auto: bool = False,
     **params: Any,
 ) -> Reply:

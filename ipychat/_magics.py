@@ -55,6 +55,10 @@ class ChatMagics(Magics):
     auto_tools = Bool(False, help="Run the model's tool calls without asking (like --auto).").tag(
         config=True
     )
+    max_images = Int(10, help="Most images one message may carry.").tag(config=True)
+    image_max_side = Int(
+        0, help="Downscale local images to this many pixels on the longer side (0: send as is)."
+    ).tag(config=True)
     max_tool_rounds = Int(8, help="Tool-call rounds in one turn before it must answer.").tag(
         config=True
     )
@@ -138,7 +142,12 @@ class ChatMagics(Magics):
         cell_id = self._cell_id()
         history = not args.no_history
         frontend = pick_frontend()
-        notes = []
+        notes: list[Any] = []
+        if images:
+            from ._images import thumbnails_html
+
+            labels = ", ".join(str(p.get("_source")) for p in images)
+            notes.append({"text/plain": f"images: {labels}", "text/html": thumbnails_html(images)})
         if history:
             at = chat._replace_index(cell_id, None if cell_id else prompt)
             dropped = len(chat.turns) - at
@@ -221,7 +230,13 @@ class ChatMagics(Magics):
         from ._images import collect
 
         try:
-            return collect(args.image, self.shell.user_ns, detail=args.detail)
+            return collect(
+                args.image,
+                self.shell.user_ns,
+                detail=args.detail,
+                limit=self.max_images,
+                max_side=self.image_max_side,
+            )
         except ConfigError as error:
             raise UsageError(str(error)) from None
 

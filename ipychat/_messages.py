@@ -29,8 +29,8 @@ def message_text(content: Any) -> str:
             parts.append(part.get("text", ""))
         elif part.get("type") == "image_url":
             url = (part.get("image_url") or {}).get("url", "")
-            label = part.get("ipychat_source") or (
-                f"data URL, {len(url):,} chars" if url.startswith("data:") else url
+            label = part.get("_source") or (
+                f"data URL, {len(url) * 3 // 4 // 1024:,} kB" if url.startswith("data:") else url
             )
             parts.append(f"[image: {label}]")
     return "\n".join(parts)

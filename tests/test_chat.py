@@ -231,3 +231,13 @@ def test_ask_in_plain_thread_without_ipython(chat) -> None:
     t.start()
     t.join(10)
     assert out and out[0].startswith("Echo: t")
+
+
+def test_ask_with_images_sends_text_and_image_parts(chat, fake, tmp_path) -> None:
+    png = bytes.fromhex("89504e470d0a1a0a") + b"\0" * 16
+    (tmp_path / "x.png").write_bytes(png)
+    chat.ask("look", images=[str(tmp_path / "x.png"), "https://example.com/y.png"])
+    content = fake.requests[-1].body["messages"][-1]["content"]
+    assert content[0] == {"type": "text", "text": "look"}
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert content[2] == {"type": "image_url", "image_url": {"url": "https://example.com/y.png"}}
