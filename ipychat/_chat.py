@@ -49,6 +49,8 @@ class Chat:
         self.retry = RetryPolicy()
         self.timeouts = Timeouts()
         self.cassette: Cassette | None = None  # else the kernel's (%chat record / replay)
+        self.context_budget: int | None = None  # estimated tokens of history sent; None: all
+        self.left_out = 0  # turns the last request left out to fit the budget
         self._own = {"model": model, "base_url": base_url, "api_key": api_key, "provider": provider}
         if api_key:
             from ._settings import Secret
@@ -116,8 +118,11 @@ class Chat:
         user = _user_message(prompt, images)
         cut = self._replace_index(cell_id, prompt if rerun_by_text else None) if history else 0
         messages: list[Message] = [self._system_message()] if self.system else []
+        self.left_out = 0
         if history:
-            for turn in self.turns[:cut]:
+            kept = self._within_budget(self.turns[:cut], [*messages, user])
+            self.left_out = cut - len(kept)
+            for turn in kept:
                 messages.extend(turn.messages)
         messages.append(user)
         messages = [_wire(m) for m in messages]
@@ -137,6 +142,24 @@ class Chat:
         key = settings.api_key.get() if settings.api_key else None
         request = Request(f"{base_url}/chat/completions", body, key, self.timeouts)
         return request, user, cut, settings
+
+    def _within_budget(self, turns: list[Turn], fixed: list[Message]) -> list[Turn]:
+        """The newest turns that fit `context_budget` (estimated tokens) beside the system
+        prompt and the new message; older ones are left out of the request, not deleted."""
+        if not self.context_budget:
+            return turns
+        used = estimate_tokens(fixed)
+        kept: list[Turn] = []
+        for turn in reversed(turns):
+            size = turn.meta.get("_tokens")
+            if size is None:
+                size = turn.meta["_tokens"] = estimate_tokens(turn.messages)
+            if used + size > self.context_budget:
+                break
+            used += size
+            kept.append(turn)
+        kept.reverse()
+        return kept
 
     def _replace_index(self, cell_id: str | None, text: str | None) -> int:
         """Where the new turn goes: over the turn this cell made before (SPEC §3), else at the
@@ -198,6 +221,13 @@ class Chat:
             runner=runner,
             max_rounds=max_rounds,
         )
+        if self.left_out:
+            plural = "s" if self.left_out != 1 else ""
+            yield Event(
+                "note",
+                f"context budget: the oldest {self.left_out} turn{plural} "
+                "were left out of this request (still in the thread)",
+            )
         async for event in run.events():
             yield event
 
@@ -274,7 +304,12 @@ class Chat:
             "format": SAVE_FORMAT,
             "system": self.system,
             "turns": [
-                {"messages": t.messages, "meta": {k: v for k, v in t.meta.items() if k != "reply"}}
+                {
+                    "messages": t.messages,
+                    "meta": {
+                        k: v for k, v in t.meta.items() if k != "reply" and not k.startswith("_")
+                    },
+                }
                 for t in self.turns
             ],
         }
@@ -312,6 +347,21 @@ def _user_message(prompt: str, images: Any) -> Message:
     parts: list[dict[str, Any]] = [{"type": "text", "text": prompt}, *given]
     parts.extend(collect([i for i in items if not isinstance(i, dict)]))
     return {"role": "user", "content": parts}
+
+
+def estimate_tokens(messages: list[Message]) -> int:
+    """About four characters a token, images at a flat 800: a budget, not a bill."""
+    total = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            total += len(content) // 4 + 4
+        elif isinstance(content, list):
+            for part in content:
+                total += 800 if part.get("type") == "image_url" else len(part.get("text", "")) // 4
+        for call in message.get("tool_calls") or []:
+            total += len(json.dumps(call)) // 4
+    return total
 
 
 def _wire(message: Message) -> Message:

@@ -80,6 +80,8 @@ class LiveView:
             self._dirty_think = True
         elif event.kind == "retry":
             self.note(f"⟳ {event.text}")
+        elif event.kind == "note":
+            self.note(f"ℹ {event.text}", keep=True)
         elif event.kind == "tool":
             self._tool(event.data)
 

@@ -55,6 +55,9 @@ class ChatMagics(Magics):
     auto_tools = Bool(False, help="Run the model's tool calls without asking (like --auto).").tag(
         config=True
     )
+    context_budget = Int(
+        0, help="Estimated tokens of history to send; older turns are left out (0: no limit)."
+    ).tag(config=True)
     max_images = Int(10, help="Most images one message may carry.").tag(config=True)
     image_max_side = Int(
         0, help="Downscale local images to this many pixels on the longer side (0: send as is)."
@@ -137,6 +140,7 @@ class ChatMagics(Magics):
             chat.system = args.system
         elif chat.system is None and self.system:
             chat.system = self.system
+        chat.context_budget = self.context_budget or None
         chat.retry = type(chat.retry)(retries=self.retries)
         chat.timeouts = type(chat.timeouts)(connect=self.connect_timeout, read=self.read_timeout)
         cell_id = self._cell_id()

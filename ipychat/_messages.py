@@ -183,11 +183,12 @@ class Event:
     """What `Chat.stream()` yields.
 
     kind: "content" and "reasoning" carry `text` deltas; "retry" carries a note and `delay`;
+    "note" is a line to show (e.g. turns left out to fit the context budget);
     "tool" carries a `ToolCall` as `data` (before and after it runs); "reply" is last and
     carries the finished `reply`.
     """
 
-    kind: Literal["content", "reasoning", "retry", "tool", "reply"]
+    kind: Literal["content", "reasoning", "retry", "note", "tool", "reply"]
     text: str = ""
     reply: Reply | None = None
     delay: float = 0.0

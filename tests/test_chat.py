@@ -241,3 +241,24 @@ def test_ask_with_images_sends_text_and_image_parts(chat, fake, tmp_path) -> Non
     assert content[0] == {"type": "text", "text": "look"}
     assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
     assert content[2] == {"type": "image_url", "image_url": {"url": "https://example.com/y.png"}}
+
+
+def test_context_budget_leaves_oldest_turns_out_with_a_note(chat, fake) -> None:
+    chat.system = "sys"
+    for i in range(5):
+        chat.ask(f"question {i} " + "pad " * 100)
+    chat.context_budget = 300
+    events = []
+
+    async def run() -> None:
+        async for event in chat.stream("last"):
+            events.append(event)
+
+    asyncio.run(run())
+    sent = fake.requests[-1].body["messages"]
+    assert sent[0] == {"role": "system", "content": "sys"}
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert sent[1]["content"].startswith("question 4") and sent[-1]["content"] == "last"
+    notes = [e.text for e in events if e.kind == "note"]
+    assert notes and "left out" in notes[0]
+    assert len(chat.turns) == 6  # nothing deleted

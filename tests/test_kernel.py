@@ -283,3 +283,52 @@ def test_twenty_interrupts_in_a_row_leak_nothing(k, fake) -> None:
     assert k.run("import asyncio\nawait asyncio.sleep(0.05)").status == "ok"
     fake.push(sse(["fine"]))
     assert "fine" in k.run("%%chat\nstill there").text()
+
+
+def test_interpolation_in_a_cell_with_code_braces(k, fake) -> None:
+    k.run("import pandas as pd\nwho = 'Ada'\ntable = pd.DataFrame({'x': [1, 2]})")
+    cell = (
+        "%%chat\nHi {who}, rows: {len(table)}; literal {{who}}.\n{table}\n"
+        "```python\nd = {k: v for k, v in {'a': 1}.items()}\nprint(f'{who}')\n```\n"
+        'JSON stays: {"a": 1}'
+    )
+    assert k.run(cell).status == "ok"
+    sent = fake.requests[-1].body["messages"][-1]["content"]
+    assert sent.startswith("Hi Ada, rows: 2; literal {who}.\n|  | x |")
+    assert "d = {k: v for k, v in {'a': 1}.items()}\nprint(f'{who}')" in sent
+    assert sent.endswith('JSON stays: {"a": 1}')
+    k.run("%%chat --no-interpolate\nkeep {who}")
+    assert fake.requests[-1].body["messages"][-1]["content"] == "keep {who}"
+
+
+def test_retry_replaces_the_last_answer(k, fake) -> None:
+    fake.push(sse(["first answer"]), sse(["second answer"]))
+    k.run("%%chat --temperature 0.7\nquestion")
+    assert k.run("%chat retry").status == "ok"
+    assert fake.requests[-1].body["temperature"] == 0.7
+    assert fake.requests[-1].body["messages"][-1]["content"] == "question"
+    answers = k.value("[t.replies[-1]['content'] for t in ipychat.thread().turns]")
+    assert answers.strip() == "['second answer']"
+
+
+def test_code_puts_a_block_into_the_next_cell(k, fake) -> None:
+    fake.push(sse(["Two:\n\n```python\nprint(1)\n```\n\n```sh\nls -la\n```"]))
+    k.run("%%chat\ncode")
+    result = k.run("%chat code 2")
+    payload = result.reply["payload"]
+    assert payload and payload[0]["source"] == "set_next_input"
+    assert payload[0]["text"] == "ls -la"
+    bad = k.run("%chat code 3")
+    assert bad.reply["ename"] == "UsageError" and "2 code block(s)" in bad.text()
+
+
+def test_context_budget_note_in_the_cell(k, fake) -> None:
+    for i in range(3):
+        k.run(f"%%chat\nquestion {i} " + "pad " * 200)
+    k.run("%config ChatMagics.context_budget = 400")
+    try:
+        result = k.run("%%chat\nlast")
+    finally:
+        k.run("%config ChatMagics.context_budget = 0")
+    assert "left out of this request" in result.text()
+    assert k.value("len(ipychat.thread().turns)").strip() == "4"
