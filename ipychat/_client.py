@@ -79,6 +79,11 @@ class Request:
     def __repr__(self) -> str:
         return f"Request({self.url!r}, model={self.body.get('model')!r})"
 
+    def without_streaming(self) -> Request:
+        body = {k: v for k, v in self.body.items() if k != "stream_options"}
+        body["stream"] = False
+        return Request(self.url, body, self.key, self.timeouts)
+
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
     weakref.WeakKeyDictionary()
@@ -145,6 +150,12 @@ async def iter_chunks(
                 started = True
                 yield chunk
             return
+        except EmptyStream:
+            # llama-cpp-python (and others) answer a request that fails once streaming has
+            # begun, e.g. a prompt beyond the context or an image for a text-only model, with
+            # 200 and an empty stream. Nothing was generated, so asking again without
+            # streaming is safe, and it returns the server's real error (or the answer).
+            request = request.without_streaming()
         except (APIStatusError, APIConnectionError) as error:
             if started or not _retryable(error) or attempt >= policy.retries:
                 raise
@@ -195,12 +206,18 @@ async def _attempt(client: httpx.AsyncClient, request: Request) -> AsyncIterator
         raise APIConnectionError(f"connection to {_origin(request.url)} failed: {detail}") from None
 
 
+class EmptyStream(StreamError):
+    """200 with an event stream that carried no bytes at all."""
+
+
 async def _sse_chunks(response: httpx.Response, ctype: str) -> AsyncIterator[dict[str, Any]]:
     decoder = SSEDecoder()
     loads = json.loads
     done = False
     seen_any = False
+    received = 0
     async for raw in response.aiter_bytes():
+        received += len(raw)
         if done:
             continue  # read to the end, so the connection goes back to the pool
         events = decoder.feed(raw)
@@ -223,6 +240,8 @@ async def _sse_chunks(response: httpx.Response, ctype: str) -> AsyncIterator[dic
         if event.data == "[DONE]":
             return
         yield _load(loads, event.data)
+    if not received:
+        raise EmptyStream("the server sent an empty stream")
     if not seen_any:
         raise StreamError(
             f"the server answered 200 with {ctype or 'no content type'} and no events; "

@@ -153,3 +153,16 @@ def test_connections_are_reused(fake) -> None:
     fake.push(sse(["a"]), sse(["b"]), sse(["c"]))
     asyncio.run(run())
     assert len({r.client_port for r in fake.requests}) == 1
+
+
+def test_empty_stream_is_asked_again_without_streaming_to_get_the_real_error(fake) -> None:
+    fake.push(raw_sse([]), error(400, "maximum context length is 8192", code="ctx"))
+    with pytest.raises(ipychat.BadRequestError, match="maximum context length"):
+        collect(fake)
+    assert fake.requests[-1].body["stream"] is False
+    assert "stream_options" not in fake.requests[-1].body
+
+
+def test_empty_stream_then_a_plain_answer_is_used(fake) -> None:
+    fake.push(raw_sse([]), completion("fine"))
+    assert collect(fake)[0]["choices"][0]["message"]["content"] == "fine"

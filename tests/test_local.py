@@ -133,7 +133,7 @@ def test_kernel_started_server_dies_with_the_kernel() -> None:
         pid = int(k.value("__import__('ipychat.local').local._server.process.pid"))
         os.kill(pid, 0)  # running
     finally:
-        k.km.kill_kernel()  # SIGKILL: no atexit runs, only the death signal
+        k.km.shutdown_kernel(now=True)  # SIGKILL: no atexit runs, only the death signal
         k.kc.stop_channels()
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
