@@ -141,8 +141,8 @@ class Accumulator:
             if call.get("id"):
                 slot["id"] = call["id"]
             function = call.get("function") or {}
-            if function.get("name"):
-                slot["function"]["name"] += function["name"]
+            if function.get("name") and not slot["function"]["name"]:
+                slot["function"]["name"] = function["name"]  # llama-cpp-python repeats it
             if function.get("arguments"):
                 slot["function"]["arguments"] += function["arguments"]
 

@@ -116,6 +116,11 @@ class Chat:
         if not isinstance(prompt, str) or not prompt.strip():
             raise ConfigError("the message is empty: write something to ask")
         user = _user_message(prompt, images)
+        preset = settings.preset
+        if preset is not None and not preset.images and isinstance(user["content"], list):
+            raise ConfigError(
+                f"the {preset.name} model takes no images; ask without -i, or pick a vision model"
+            )
         cut = self._replace_index(cell_id, prompt if rerun_by_text else None) if history else 0
         messages: list[Message] = [self._system_message()] if self.system else []
         self.left_out = 0

