@@ -45,6 +45,7 @@ class Script:
     first_delay: float = 0.0
     drop: bool = False  # close the socket before the body ends
     chunk_sizes: int | None = None  # re-cut the SSE body into pieces of this many bytes
+    pauses: dict[int, float] = field(default_factory=dict)  # piece index -> seconds before it
 
 
 def chunk(
@@ -264,6 +265,8 @@ class _Handler(BaseHTTPRequestHandler):
         for index, piece in enumerate(pieces):
             if index and script.delay:
                 time.sleep(script.delay)
+            if index in script.pauses:
+                time.sleep(script.pauses[index])
             self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
             self.wfile.flush()
         if script.drop:

@@ -262,3 +262,23 @@ def test_context_budget_leaves_oldest_turns_out_with_a_note(chat, fake) -> None:
     notes = [e.text for e in events if e.kind == "note"]
     assert notes and "left out" in notes[0]
     assert len(chat.turns) == 6  # nothing deleted
+
+
+def test_stalled_stream_times_out_keeping_what_arrived(chat, fake) -> None:
+    from ipychat._client import Timeouts
+
+    script = sse(["fast ", "then stalls"])
+    script.pauses = {3: 0.6}  # role, keep-alive, "fast ", then a stall
+    fake.push(script)
+    chat.timeouts = Timeouts(read=0.2)
+    with pytest.raises(ipychat.StreamError, match="timed out waiting for data") as info:
+        chat.ask("q")
+    assert info.value.reply.status == "incomplete"
+    assert chat.turns[-1].meta["status"] == "incomplete"
+
+
+def test_retries_never_happen_after_tokens_arrived(chat, fake) -> None:
+    fake.push(sse(["a", "b", "c"], drop_after=2), sse(["never"]))
+    with pytest.raises(ipychat.StreamError):
+        chat.ask("q")
+    assert len(fake.requests) == 1

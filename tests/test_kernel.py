@@ -332,3 +332,13 @@ def test_context_budget_note_in_the_cell(k, fake) -> None:
         k.run("%config ChatMagics.context_budget = 0")
     assert "left out of this request" in result.text()
     assert k.value("len(ipychat.thread().turns)").strip() == "4"
+
+
+def test_retry_shows_a_live_note_then_the_answer(k, fake) -> None:
+    fake.push(error(429, "slow down", headers={"Retry-After": "1"}), sse(["made it"]))
+    result = k.run("%%chat\nretry me")
+    assert result.status == "ok"
+    shown = result.text()
+    assert "rate-limited, retrying in 1.0 s (1/3)" in shown  # live, while it waited
+    final = result.final()
+    assert len(final) == 1 and "made it" in final[0]["data"]["text/markdown"]
