@@ -92,6 +92,54 @@ class Accumulator:
         return bool(self.content or self.reasoning or self.tool_calls)
 
     def feed(self, chunk: dict[str, Any]) -> list[Piece]:
+        return self._feed(chunk)
+
+    def feed_many(self, chunks: list[dict[str, Any]]) -> list[Piece]:
+        """Several chunks at once, pieces of the same kind joined: what a stream delivers in one
+        network read is shown as one update."""
+        out: list[Piece] = []
+        content = self.content
+        fast = self._think._state == "answer" and self.model is not None
+        run: list[str] = []  # content pieces not yet in `out`
+        for chunk in chunks:
+            if fast and "usage" not in chunk and "error" not in chunk and "meta" not in chunk:
+                # By far most chunks carry only a piece of the answer: take it directly.
+                choices = chunk.get("choices")
+                if choices and len(choices) == 1:
+                    choice = choices[0]
+                    delta = choice.get("delta")
+                    if (
+                        delta
+                        and choice.get("finish_reason") is None
+                        and not delta.get("tool_calls")
+                        and not delta.get("reasoning_content")
+                        and not delta.get("reasoning")
+                    ):
+                        text = delta.get("content")
+                        if text.__class__ is str:
+                            if text:
+                                content.append(text)
+                                run.append(text)
+                                self.deltas += 1
+                            continue
+            pieces = self._feed(chunk)
+            for kind, text in pieces:
+                if kind == "content":
+                    run.append(text)
+                    continue
+                if run:
+                    out.append(("content", "".join(run)))
+                    run = []
+                if out and out[-1][0] == kind:
+                    out[-1] = (kind, out[-1][1] + text)
+                else:
+                    out.append((kind, text))
+            fast = self._think._state == "answer" and self.model is not None
+        if run:
+            out.append(("content", "".join(run)))
+        return out
+
+    def _feed(self, chunk: dict[str, Any]) -> list[Piece]:
         error = chunk.get("error")
         if error:
             raise StreamError(f"the provider sent an error mid-stream: {_error_text(error)}")

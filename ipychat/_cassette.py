@@ -64,7 +64,7 @@ class Cassette:
                 err = entry["error"]
                 raise status_error(int(err["status"]), err.get("body"))
             for chunk in entry["chunks"]:
-                yield chunk
+                yield [chunk]
                 await asyncio.sleep(0)  # let the view breathe, as a real stream would
             return
         if self.mode == "replay":
@@ -72,10 +72,10 @@ class Cassette:
             raise CassetteError(self._missing(body))
         chunks: list[Any] = []
         try:
-            async for chunk in live:
-                if isinstance(chunk, dict):
-                    chunks.append(chunk)
-                yield chunk
+            async for batch in live:
+                if isinstance(batch, list):
+                    chunks.extend(batch)
+                yield batch
         except APIStatusError as error:
             self._save(key, body, {"error": {"status": error.status_code, "body": error.body}})
             raise

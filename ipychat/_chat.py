@@ -178,7 +178,7 @@ class Chat:
         return len(self.turns)
 
     # -- the streaming core -------------------------------------------------------------
-    async def stream(
+    def stream(
         self,
         prompt: str,
         images: Any = None,
@@ -193,6 +193,9 @@ class Chat:
         **params: Any,
     ) -> AsyncIterator[Event]:
         """Ask, yielding `Event`s as the answer arrives; the last one carries the `Reply`.
+
+        `async for event in chat.stream(...)`. Bad settings or input raise here, before any
+        request is sent.
 
         `tools` are Python functions the model may call; each call is run (after `approve`
         says yes, when given) and its result sent back, for up to `max_rounds` rounds.
@@ -228,13 +231,11 @@ class Chat:
         )
         if self.left_out:
             plural = "s" if self.left_out != 1 else ""
-            yield Event(
-                "note",
+            run.notes.append(
                 f"context budget: the oldest {self.left_out} turn{plural} "
-                "were left out of this request (still in the thread)",
+                "were left out of this request (still in the thread)"
             )
-        async for event in run.events():
-            yield event
+        return run.events()
 
     async def ask_async(self, prompt: str, images: Any = None, **params: Any) -> Reply:
         """Ask and return the whole `Reply` (no display)."""

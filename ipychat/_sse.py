@@ -18,8 +18,11 @@ class SSEEvent(NamedTuple):
     id: str | None = None
 
 
+Raw = tuple[bytes, str, "str | None"]  # data (undecoded), event type ("" = message), id
+
+
 class SSEDecoder:
-    """Feed it chunks with `feed()`; call `flush()` once the body ends."""
+    """Feed it chunks with `feed()` (or `feed_data()`); call `flush()` once the body ends."""
 
     __slots__ = ("_buf", "_cr", "_data", "_event", "_id")
 
@@ -31,6 +34,25 @@ class SSEDecoder:
         self._id: str | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        return [_event(raw) for raw in self._feed(chunk)]
+
+    def feed_data(self, chunk: bytes) -> list[bytes]:
+        """Only each event's data, undecoded: all a chat-completions stream needs, and the
+        JSON parser takes bytes (see _client.py)."""
+        return [raw[0] for raw in self._feed(chunk)]
+
+    def flush(self) -> list[SSEEvent]:
+        """End of body: a last line without its line end, and an event without its blank line,
+        still count (several providers close the stream that way)."""
+        out: list[Raw] = []
+        if self._buf:
+            self._line(self._buf, out)
+            self._buf = b""
+        self._line(b"", out)
+        self._cr = False
+        return [_event(raw) for raw in out]
+
+    def _feed(self, chunk: bytes) -> list[Raw]:
         if self._cr:
             self._cr = False
             if chunk[:1] == b"\n":
@@ -43,28 +65,24 @@ class SSEDecoder:
             return []
         lines = (self._buf + chunk).split(b"\n")
         self._buf = lines.pop()
-        out: list[SSEEvent] = []
+        out: list[Raw] = []
+        data = self._data
         for line in lines:
-            self._line(line, out)
+            # The common shape, "data: {...}" then a blank line, without a method call.
+            if line[:6] == b"data: ":
+                data.append(line[6:])
+            elif not line and len(data) == 1 and not self._event and self._id is None:
+                out.append((data[0], "", None))
+                data.clear()
+            else:
+                self._line(line, out)
         return out
 
-    def flush(self) -> list[SSEEvent]:
-        """End of body: a last line without its line end, and an event without its blank line,
-        still count (several providers close the stream that way)."""
-        out: list[SSEEvent] = []
-        if self._buf:
-            self._line(self._buf, out)
-            self._buf = b""
-        self._line(b"", out)
-        self._cr = False
-        return out
-
-    def _line(self, line: bytes, out: list[SSEEvent]) -> None:
+    def _line(self, line: bytes, out: list[Raw]) -> None:
         if not line:
             if self._data:
-                data = b"\n".join(self._data).decode("utf-8", "replace")
-                out.append(SSEEvent(data, self._event or "message", self._id))
-                self._data = []
+                out.append((b"\n".join(self._data), self._event, self._id))
+                self._data.clear()
             self._event = ""
             return
         if line[:5] == b"data:":
@@ -82,3 +100,7 @@ class SSEDecoder:
             self._id = value.decode("utf-8", "replace")
         elif name == b"data":  # "data" with no colon: an empty data line
             self._data.append(b"")
+
+
+def _event(raw: Raw) -> SSEEvent:
+    return SSEEvent(raw[0].decode("utf-8", "replace"), raw[1] or "message", raw[2])

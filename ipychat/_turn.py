@@ -55,12 +55,16 @@ class TurnRun:
         self.timing: dict[str, float] = {}
         self.done = False
         self.in_tools = False  # the current round's message has moved to `extra`
+        self.notes: list[str] = []  # lines to show before the answer
+        self._base = list(request.body["messages"])  # the messages before any tool round
 
     @property
     def started(self) -> bool:
         return self.acc.started or bool(self.extra)
 
     async def events(self) -> AsyncIterator[Event]:
+        for note in self.notes:
+            yield Event("note", note)
         status, error = "interrupted", None
         try:
             rounds = 0
@@ -93,26 +97,23 @@ class TurnRun:
                 self._finish("interrupted", "interrupted")
         yield Event("reply", reply=self._finish(status, error))
 
-    @property
-    def _base(self) -> list[Message]:
-        if not hasattr(self, "_base_messages"):
-            self._base_messages = list(self.request.body["messages"])
-        return self._base_messages
-
     async def _request(self) -> AsyncIterator[Event]:
-        _ = self._base  # remember the messages before any tool round
         source: AsyncIterator[Any] = iter_chunks(self.request, self.chat.retry)
         cassette = self.chat._cassette()
         if cassette is not None:
             source = cassette.play(self.request.body, source)
         acc, timing, start = self.acc, self.timing, self.start
-        async for chunk in source:
-            if type(chunk) is RetryNotice:
-                yield Event("retry", chunk.text, delay=chunk.delay)
+        feed_many = acc.feed_many
+        async for batch in source:
+            if type(batch) is RetryNotice:
+                yield Event("retry", batch.text, delay=batch.delay)
                 continue
-            for kind, text in acc.feed(chunk):
-                now = time.perf_counter() - start
-                timing.setdefault("first", now)
+            pieces = feed_many(batch)  # one event per kind and network read
+            if not pieces:
+                continue
+            now = time.perf_counter() - start
+            timing.setdefault("first", now)
+            for kind, text in pieces:
                 if kind == "reasoning":
                     timing.setdefault("first_reasoning", now)
                     timing["last_reasoning"] = now

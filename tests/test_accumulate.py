@@ -161,3 +161,45 @@ def test_accumulator_content_is_the_concatenation_of_deltas(deltas: list[str]) -
         return
     acc = feed_all(*[chunk(d) for d in deltas])
     assert acc.reply().content == "".join(deltas)
+
+
+def test_feed_many_joins_what_arrives_together() -> None:
+    acc = Accumulator()
+    pieces = acc.feed_many(
+        [
+            chunk("", model="m"),
+            chunk(reasoning="r1"),
+            chunk(reasoning="r2"),
+            chunk("a"),
+            chunk("b"),
+            chunk(finish="stop"),
+        ]
+    )
+    assert pieces == [("reasoning", "r1r2"), ("content", "ab")]
+    assert acc.reply().content == "ab" and acc.finish_reason == "stop"
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["content", "reasoning", "finish"]), st.text(max_size=5)),
+        max_size=25,
+    ),
+    st.integers(1, 6),
+)
+def test_feed_many_in_any_batches_equals_one_by_one(items, size) -> None:
+    chunks = [chunk("", model="m")]
+    for kind, text in items:
+        if kind == "content":
+            chunks.append(chunk("x" + text))
+        elif kind == "reasoning":
+            chunks.append(chunk(reasoning=text))
+        else:
+            chunks.append(chunk(finish="stop"))
+    one = Accumulator()
+    singles = [p for c in chunks for p in one.feed(c)]
+    many = Accumulator()
+    batched = [p for i in range(0, len(chunks), size) for p in many.feed_many(chunks[i : i + size])]
+    assert one.reply() == many.reply()
+    join = lambda ps, k: "".join(t for kind, t in ps if kind == k)  # noqa: E731
+    assert join(singles, "content") == join(batched, "content")
+    assert join(singles, "reasoning") == join(batched, "reasoning")

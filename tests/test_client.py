@@ -18,7 +18,11 @@ def collect(fake, body=None, policy=FAST) -> list:
     body = body or {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 
     async def run() -> list:
-        return [c async for c in iter_chunks(Request(f"{fake.url}/chat/completions", body), policy)]
+        out = []
+        request = Request(f"{fake.url}/chat/completions", body)
+        async for batch in iter_chunks(request, policy):
+            out.extend(batch if isinstance(batch, list) else [batch])
+        return out
 
     return asyncio.run(run())
 
