@@ -46,8 +46,14 @@ lint: $(STAMP)
 	$(PY) -m ruff check ipychat tests bench
 	$(PY) -m ruff format --check ipychat tests bench
 
-bench: $(STAMP)
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+BENCHES := render stream kernel imports concurrency
+
+$(VENV)/.ipychat-bench: | $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	touch $@
+
+bench: $(STAMP) $(VENV)/.ipychat-bench
+	@for name in $(BENCHES); do echo; echo "== bench/$$name.py"; $(PY) bench/$$name.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) notebooks/quickstart.html .pytest_cache

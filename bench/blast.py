@@ -25,9 +25,10 @@ def sse_body(events: int, text: str = "tok ") -> bytes:
 class BlastServer:
     """HTTP/1.1 keep-alive, Content-Length bodies: no framing work on the server side."""
 
-    def __init__(self, body: bytes, delay: float = 0.0) -> None:
+    def __init__(self, body: bytes, delay: float = 0.0, pace: float = 0.0) -> None:
         self.body = body
         self.delay = delay
+        self.pace = pace  # events per second; 0: as fast as the socket takes them
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -72,9 +73,22 @@ class BlastServer:
                 if self.delay:
                     time.sleep(self.delay)
                 try:
-                    conn.sendall(head + self.body)
+                    if self.pace:
+                        self._paced(conn, head)
+                    else:
+                        conn.sendall(head + self.body)
                 except OSError:
                     return
+
+    def _paced(self, conn: socket.socket, head: bytes) -> None:
+        import time
+
+        conn.sendall(head)
+        events = self.body.split(b"\n\n")[:-1]
+        group = 5
+        for i in range(0, len(events), group):
+            conn.sendall(b"".join(e + b"\n\n" for e in events[i : i + group]))
+            time.sleep(group / self.pace)
 
     def close(self) -> None:
         self.sock.close()
@@ -83,12 +97,14 @@ class BlastServer:
 class BlastProcess:
     """The blast server in a process of its own, so it does not share the client's GIL."""
 
-    def __init__(self, body: bytes, delay: float = 0.0) -> None:
+    def __init__(self, body: bytes, delay: float = 0.0, pace: float = 0.0) -> None:
         import multiprocessing
 
         ctx = multiprocessing.get_context("fork")
         queue = ctx.Queue()
-        self.process = ctx.Process(target=_serve_forever, args=(body, delay, queue), daemon=True)
+        self.process = ctx.Process(
+            target=_serve_forever, args=(body, delay, pace, queue), daemon=True
+        )
         self.process.start()
         self.url = queue.get(timeout=30)
 
@@ -97,10 +113,10 @@ class BlastProcess:
         self.process.join(5)
 
 
-def _serve_forever(body: bytes, delay: float, queue: object) -> None:
+def _serve_forever(body: bytes, delay: float, pace: float, queue: object) -> None:
     import time
 
-    server = BlastServer(body, delay)
+    server = BlastServer(body, delay, pace)
     queue.put(server.url)  # type: ignore[attr-defined]
     while True:
         time.sleep(3600)
