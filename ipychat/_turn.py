@@ -81,6 +81,10 @@ class TurnRun:
                 self.in_tools = False
                 body = self.request.body
                 self.request.body = {**body, "messages": [*self._base, *self.extra]}
+                choice = body.get("tool_choice")
+                if isinstance(choice, dict) or choice == "required":
+                    # A forced call has been made; forcing it again would never end.
+                    self.request.body["tool_choice"] = "auto"
                 if rounds == self.max_rounds:
                     self.request.body["tool_choice"] = "none"  # the last round must answer
             status = "complete"

@@ -327,8 +327,12 @@ class FakeProvider:
     def echo(self, body: Any) -> Script:
         messages = body.get("messages", []) if isinstance(body, dict) else []
         last = messages[-1].get("content") if messages else ""
+        seen = ""
         if isinstance(last, list):
-            last = " ".join(p.get("text", "") for p in last if p.get("type") == "text")
+            images = [p["image_url"]["url"] for p in last if p.get("type") == "image_url"]
+            kinds = [u.split(";")[0][5:] if u.startswith("data:") else u for u in images]
+            seen = f" (with {len(images)} images: {', '.join(kinds)})" if images else ""
+            last = " ".join(p.get("text", "") for p in last if p.get("type") == "text") + seen
         model = body.get("model", "fake-model") if isinstance(body, dict) else "fake-model"
         text = f"Echo: {last}\n\n(I was sent {len(messages)} messages.)"
         words = [w + " " for w in text.split(" ")]

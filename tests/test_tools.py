@@ -228,3 +228,10 @@ class TestInKernel:
     def test_unknown_tool_name_is_a_usage_error(self, k, fake) -> None:
         result = k.run("%%chat --tools nothere\nq")
         assert result.reply["ename"] == "UsageError" and fake.requests == []
+
+
+def test_a_forced_tool_choice_applies_to_the_first_round_only(chat, fake) -> None:
+    fake.push(call_chunks([("c1", "lookup", ['{"city": "Oslo"}'])]), sse(["21"]))
+    chat.ask("q", tools=[lookup], tool_choice="lookup")
+    assert fake.requests[0].body["tool_choice"]["function"]["name"] == "lookup"
+    assert fake.requests[1].body["tool_choice"] == "auto"
