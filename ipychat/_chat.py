@@ -14,8 +14,8 @@ from typing import Any
 
 from ._cassette import Cassette, active_cassette
 from ._client import Request, RetryPolicy, Timeouts
-from ._errors import ConfigError, StreamError
-from ._messages import Event, Message, Reply, Turn
+from ._errors import ConfigError
+from ._messages import Event, Message, Reply, Turn, estimate_tokens, wire_message
 from ._settings import Settings, resolve
 from ._threads import SESSION
 from ._tools import Approver, Runner, tools_from
@@ -130,7 +130,7 @@ class Chat:
             for turn in kept:
                 messages.extend(turn.messages)
         messages.append(user)
-        messages = [_wire(m) for m in messages]
+        messages = [wire_message(m) for m in messages]
         body = {"model": settings.model, "messages": messages, **self.params, **params}
         body = {k: v for k, v in body.items() if v is not None}
         body.setdefault("stream", True)
@@ -353,43 +353,6 @@ def _user_message(prompt: str, images: Any) -> Message:
     parts: list[dict[str, Any]] = [{"type": "text", "text": prompt}, *given]
     parts.extend(collect([i for i in items if not isinstance(i, dict)]))
     return {"role": "user", "content": parts}
-
-
-def estimate_tokens(messages: list[Message]) -> int:
-    """About four characters a token, images at a flat 800: a budget, not a bill."""
-    total = 0
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            total += len(content) // 4 + 4
-        elif isinstance(content, list):
-            for part in content:
-                total += 800 if part.get("type") == "image_url" else len(part.get("text", "")) // 4
-        for call in message.get("tool_calls") or []:
-            total += len(json.dumps(call)) // 4
-    return total
-
-
-def _wire(message: Message) -> Message:
-    """The message as sent: content parts lose ipychat's private keys (`_source`)."""
-    content = message.get("content")
-    if not isinstance(content, list) or not any(
-        isinstance(p, dict) and any(k.startswith("_") for k in p) for p in content
-    ):
-        return message
-    clean = [{k: v for k, v in p.items() if not k.startswith("_")} for p in content]
-    return {**message, "content": clean}  # type: ignore[typeddict-item]
-
-
-def parse_json_reply(text: str) -> Any:
-    cleaned = text.strip()
-    if cleaned.startswith("```"):
-        cleaned = cleaned.strip("`")
-        cleaned = cleaned[4:] if cleaned.startswith("json") else cleaned
-    try:
-        return json.loads(cleaned)
-    except ValueError as exc:
-        raise StreamError(f"the model did not return valid JSON ({exc}); raw text kept") from None
 
 
 def _in_kernel() -> bool:

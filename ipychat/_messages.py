@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
-__all__ = ["Event", "Message", "Reply", "Turn", "Usage", "message_text"]
+from ._errors import StreamError
+
+__all__ = [
+    "Event",
+    "Message",
+    "Reply",
+    "Turn",
+    "Usage",
+    "estimate_tokens",
+    "message_text",
+    "parse_json_reply",
+    "wire_message",
+]
 
 
 class Message(TypedDict, total=False):
@@ -193,3 +206,40 @@ class Event:
     reply: Reply | None = None
     delay: float = 0.0
     data: Any = None  # "tool": the ToolCall, sent once before it runs and once after
+
+
+def estimate_tokens(messages: list[Message]) -> int:
+    """About four characters a token, images at a flat 800: a budget, not a bill."""
+    total = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            total += len(content) // 4 + 4
+        elif isinstance(content, list):
+            for part in content:
+                total += 800 if part.get("type") == "image_url" else len(part.get("text", "")) // 4
+        for call in message.get("tool_calls") or []:
+            total += len(json.dumps(call)) // 4
+    return total
+
+
+def wire_message(message: Message) -> Message:
+    """The message as sent: content parts lose ipychat's private keys (`_source`)."""
+    content = message.get("content")
+    if not isinstance(content, list) or not any(
+        isinstance(p, dict) and any(k.startswith("_") for k in p) for p in content
+    ):
+        return message
+    clean = [{k: v for k, v in p.items() if not k.startswith("_")} for p in content]
+    return {**message, "content": clean}  # type: ignore[typeddict-item]
+
+
+def parse_json_reply(text: str) -> Any:
+    cleaned = text.strip()
+    if cleaned.startswith("```"):
+        cleaned = cleaned.strip("`")
+        cleaned = cleaned[4:] if cleaned.startswith("json") else cleaned
+    try:
+        return json.loads(cleaned)
+    except ValueError as exc:
+        raise StreamError(f"the model did not return valid JSON ({exc}); raw text kept") from None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ._accumulate import Accumulator
 from ._client import Request, RetryNotice, iter_chunks
 from ._errors import APIConnectionError, StreamError
-from ._messages import Event, Message, Reply
+from ._messages import Event, Message, Reply, parse_json_reply
 from ._tools import Approver, Runner, Tool, ToolCall, direct_runner, run_call
 
 if TYPE_CHECKING:
@@ -159,8 +159,6 @@ class TurnRun:
         if reply.reasoning_time is not None and "first_reasoning" in timing:
             reply.reasoning_time -= timing["first_reasoning"]
         if self.json_mode and status == "complete":
-            from ._chat import parse_json_reply
-
             try:
                 reply.data = parse_json_reply(reply.content)
             except StreamError as exc:

@@ -38,27 +38,11 @@ def test_system_prompt_goes_first(chat, fake) -> None:
 
 
 def test_params_reach_the_body(chat, fake) -> None:
-    chat.ask(
-        "q",
-        temperature=0.3,
-        top_p=0.9,
-        max_tokens=7,
-        seed=1,
-        stop=["x"],
-        reasoning_effort="low",
-        verbosity="low",
-    )
+    params = dict(temperature=0.3, top_p=0.9, max_tokens=7, seed=1, stop=["x"],
+                  reasoning_effort="low", verbosity="low")
+    chat.ask("q", **params)
     body = fake.requests[-1].body
-    for key, value in dict(
-        temperature=0.3,
-        top_p=0.9,
-        max_tokens=7,
-        seed=1,
-        stop=["x"],
-        reasoning_effort="low",
-        verbosity="low",
-    ).items():
-        assert body[key] == value
+    assert {key: body[key] for key in params} == params
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
 
 
