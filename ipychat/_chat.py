@@ -51,6 +51,9 @@ class Chat:
         self.cassette: Cassette | None = None  # else the kernel's (%chat record / replay)
         self.context_budget: int | None = None  # estimated tokens of history sent; None: all
         self.left_out = 0  # turns the last request left out to fit the budget
+        # {model: {"input": $, "output": $, "cached_input": $}} per million tokens, for
+        # providers that report no cost; None: the kernel's (%config ChatMagics.prices)
+        self.prices: dict[str, Any] | None = None
         self._own = {"model": model, "base_url": base_url, "api_key": api_key, "provider": provider}
         if api_key:
             from ._settings import Secret

@@ -9,7 +9,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, Float, Int, Unicode, observe
+from traitlets import Bool, Dict, Float, Int, Unicode, observe
 
 from ._commands import run_command
 from ._errors import ConfigError
@@ -58,6 +58,10 @@ class ChatMagics(Magics):
     context_budget = Int(
         0, help="Estimated tokens of history to send; older turns are left out (0: no limit)."
     ).tag(config=True)
+    prices = Dict(
+        help="Dollars per million tokens by model, for providers that report no cost: "
+        '{"gpt-4o-mini": {"input": 0.15, "output": 0.6, "cached_input": 0.075}}.'
+    ).tag(config=True)
     max_images = Int(10, help="Most images one message may carry.").tag(config=True)
     image_max_side = Int(
         0, help="Downscale local images to this many pixels on the longer side (0: send as is)."
@@ -70,13 +74,18 @@ class ChatMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self._mirror()
 
-    @observe("model", "base_url", "provider")
+    @observe("model", "base_url", "provider", "prices")
     def _on_setting(self, change: Any) -> None:
         self._mirror()
 
     def _mirror(self) -> None:
         SESSION.config.update(
-            {"model": self.model, "base_url": self.base_url, "provider": self.provider}
+            {
+                "model": self.model,
+                "base_url": self.base_url,
+                "provider": self.provider,
+                "prices": dict(self.prices),
+            }
         )
 
     # -- %%chat -------------------------------------------------------------------------

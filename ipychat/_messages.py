@@ -95,6 +95,21 @@ class Usage:
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None,)}
 
+    def price(self, table: dict[str, Any] | None, model: str | None) -> float | None:
+        """The cost from a price table {model: {"input": $, "output": $, "cached_input": $}}
+        in dollars per million tokens, for providers that report none."""
+        entry = (table or {}).get(model or "")
+        if not isinstance(entry, dict):
+            return None
+        fresh = self.prompt_tokens - self.cached_tokens
+        cached_rate = entry.get("cached_input", entry.get("input", 0))
+        total = (
+            fresh * entry.get("input", 0)
+            + self.cached_tokens * cached_rate
+            + self.completion_tokens * entry.get("output", 0)
+        )
+        return total / 1e6
+
 
 Status = Literal["complete", "incomplete", "interrupted"]
 

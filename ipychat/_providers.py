@@ -18,8 +18,6 @@ class Preset:
     rename: dict[str, str | None] = field(default_factory=dict)
     # whether the provider accepts stream_options.include_usage
     stream_usage: bool = True
-    # the server wants role "developer" instead of "system"
-    developer_role: bool = False
     # False: the model is text-only, so images are refused before anything is sent
     images: bool = True
 

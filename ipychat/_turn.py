@@ -156,6 +156,13 @@ class TurnRun:
             reply.reasoning = "\n\n".join([*filter(None, self.reasoning), reply.reasoning])
         if reply.model is None:
             reply.model = self.request.body.get("model")
+        if reply.usage is not None and reply.usage.cost is None:
+            from ._threads import SESSION
+
+            table = self.chat.prices
+            if table is None:
+                table = SESSION.config.get("prices")
+            reply.usage.cost = reply.usage.price(table, self.request.body.get("model"))
         if reply.reasoning_time is not None and "first_reasoning" in timing:
             reply.reasoning_time -= timing["first_reasoning"]
         if self.json_mode and status == "complete":

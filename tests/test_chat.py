@@ -38,8 +38,15 @@ def test_system_prompt_goes_first(chat, fake) -> None:
 
 
 def test_params_reach_the_body(chat, fake) -> None:
-    params = dict(temperature=0.3, top_p=0.9, max_tokens=7, seed=1, stop=["x"],
-                  reasoning_effort="low", verbosity="low")
+    params = dict(
+        temperature=0.3,
+        top_p=0.9,
+        max_tokens=7,
+        seed=1,
+        stop=["x"],
+        reasoning_effort="low",
+        verbosity="low",
+    )
     chat.ask("q", **params)
     body = fake.requests[-1].body
     assert {key: body[key] for key in params} == params
@@ -266,3 +273,17 @@ def test_retries_never_happen_after_tokens_arrived(chat, fake) -> None:
     with pytest.raises(ipychat.StreamError):
         chat.ask("q")
     assert len(fake.requests) == 1
+
+
+def test_price_table_gives_a_cost_when_the_provider_reports_none(chat, fake) -> None:
+    chat.prices = {"fake-model": {"input": 1.0, "output": 2.0, "cached_input": 0.5}}
+    reply = chat.ask("q")  # usage: 12 prompt (4 cached), 5 completion
+    assert reply.cost == pytest.approx((8 * 1.0 + 4 * 0.5 + 5 * 2.0) / 1e6)
+
+
+def test_reported_cost_wins_over_the_price_table(chat, fake) -> None:
+    from tests.fakeprovider import USAGE
+
+    chat.prices = {"fake-model": {"input": 1.0, "output": 2.0}}
+    fake.push(sse(["x"], usage={**USAGE, "cost": 0.25}))
+    assert chat.ask("q").cost == 0.25
