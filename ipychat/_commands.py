@@ -61,6 +61,10 @@ def show_settings(magics: Any, args: list[str], rest: str) -> None:
     settings = SESSION.thread("default").settings()
     rows = settings.describe()
     rows["threads"] = ", ".join(f"{n} ({len(c.turns)})" for n, c in SESSION.threads.items()) or "-"
+    from ._cassette import active_cassette
+
+    cassette = active_cassette()
+    rows["cassette"] = f"{cassette.mode} {cassette.path}" if cassette else "off"
     width = max(map(len, rows))
     _show("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows.items()))
 

@@ -6,6 +6,7 @@ the panel is in the thread that `%chat history` shows.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,17 +24,30 @@ class Session:
         # the ChatMagics traits (`%config ChatMagics.model = …`), mirrored by the magics
         self.config: dict[str, Any] = {}
 
-        # called with a thread's name when it changes (the chat panel refreshes itself)
-        self.listeners: list[Callable[[str], None]] = []
+        # methods called with a thread's name when it changes (chat panels refresh); held
+        # weakly, so a panel that is gone from the notebook is not kept alive by them
+        self.listeners: list[weakref.WeakMethod[Callable[[str], None]]] = []
+
+    def listen(self, method: Callable[[str], None]) -> None:
+        self.listeners.append(weakref.WeakMethod(method))  # type: ignore[arg-type]
+
+    def unlisten(self, method: Callable[[str], None]) -> None:
+        self.listeners = [ref for ref in self.listeners if ref() not in (None, method)]
 
     def notify(self, name: str | None) -> None:
         if name is None:
             return
-        for listener in list(self.listeners):
+        alive = []
+        for ref in self.listeners:
+            listener = ref()
+            if listener is None:
+                continue
+            alive.append(ref)
             try:
                 listener(name)
             except Exception:  # a broken listener must not break a turn
                 pass
+        self.listeners = alive
 
     def layers(self) -> list[dict[str, Any]]:
         return [self.commands, self.config]

@@ -124,7 +124,7 @@ class ChatPanel(widgets.VBox):
             self._loop = asyncio.get_event_loop()
         except RuntimeError:
             self._loop = None
-        SESSION.listeners.append(self._changed)
+        SESSION.listen(self._changed)
 
     def _changed(self, name: str) -> None:
         """A thread changed (maybe in another thread of the process): refresh on the kernel's
@@ -287,6 +287,5 @@ class ChatPanel(widgets.VBox):
         display(self._bundle(), raw=True, display_id=self._display_id)
 
     def close(self) -> None:
-        if self._changed in SESSION.listeners:
-            SESSION.listeners.remove(self._changed)
+        SESSION.unlisten(self._changed)
         super().close()
