@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from ._errors import APIStatusError, CassetteError, status_error
+from ._errors import APIStatusError, CassetteError, redact, status_error
 
 __all__ = ["MODES", "Cassette", "active_cassette", "request_key"]
 
@@ -77,7 +77,11 @@ class Cassette:
                     chunks.extend(batch)
                 yield batch
         except APIStatusError as error:
-            self._save(key, body, {"error": {"status": error.status_code, "body": error.body}})
+            # A refusal of the request itself replays; a bad key, a rate limit or an outage
+            # is about that moment, and replaying it forever would hide the fix.
+            if error.status_code in (400, 404, 409, 413, 422):
+                scrubbed = json.loads(redact(json.dumps(error.body, default=str)))
+                self._save(key, body, {"error": {"status": error.status_code, "body": scrubbed}})
             raise
         self._save(key, body, {"chunks": chunks})
 

@@ -51,6 +51,7 @@ class Chat:
         self.cassette: Cassette | None = None  # else the kernel's (%chat record / replay)
         self.context_budget: int | None = None  # estimated tokens of history sent; None: all
         self.left_out = 0  # turns the last request left out to fit the budget
+        self.busy = False  # a turn is streaming: a second one would race it for the thread
         # {model: {"input": $, "output": $, "cached_input": $}} per million tokens, for
         # providers that report no cost; None: the kernel's (%config ChatMagics.prices)
         self.prices: dict[str, Any] | None = None
@@ -105,6 +106,8 @@ class Chat:
         history: bool,
         cell_id: str | None,
         rerun_by_text: bool,
+        new: bool = False,
+        system: str | None = None,
     ) -> tuple[Request, Message, int, Settings]:
         overrides = {k: params.pop(k) for k in ("model", "base_url", "provider") if k in params}
         if params.get("api_key"):
@@ -124,10 +127,13 @@ class Chat:
             raise ConfigError(
                 f"the {preset.name} model takes no images; ask without -i, or pick a vision model"
             )
-        cut = self._replace_index(cell_id, prompt if rerun_by_text else None) if history else 0
-        messages: list[Message] = [self._system_message()] if self.system else []
+        cut = 0
+        if history and not new:
+            cut = self._replace_index(cell_id, prompt if rerun_by_text else None)
+        system = self.system if system is None else system
+        messages: list[Message] = [{"role": "system", "content": system}] if system else []
         self.left_out = 0
-        if history:
+        if cut:
             kept = self._within_budget(self.turns[:cut], [*messages, user])
             self.left_out = cut - len(kept)
             for turn in kept:
@@ -189,6 +195,8 @@ class Chat:
         history: bool = True,
         cell_id: str | None = None,
         rerun_by_text: bool = False,
+        new: bool = False,
+        system: str | None = None,
         tools: Sequence[Callable[..., Any]] | None = None,
         approve: Approver | None = None,
         runner: Runner | None = None,
@@ -200,8 +208,10 @@ class Chat:
         `async for event in chat.stream(...)`. Bad settings or input raise here, before any
         request is sent.
 
-        `tools` are Python functions the model may call; each call is run (after `approve`
-        says yes, when given) and its result sent back, for up to `max_rounds` rounds.
+        `new` empties the thread and `system` replaces its system prompt, both only once the
+        turn has happened. `tools` are Python functions the model may call; each call is run
+        (after `approve` says yes, when given) and its result sent back, for up to
+        `max_rounds` rounds.
         Errors before the first token leave the thread unchanged. A stream that breaks later
         stores the partial turn marked incomplete and raises `StreamError` with `.reply` set;
         cancelling stores it marked interrupted.
@@ -216,10 +226,13 @@ class Chat:
         if isinstance(choice, str) and choice not in ("auto", "none", "required"):
             params["tool_choice"] = {"type": "function", "function": {"name": choice}}
         request, user, cut, _ = self._prepare(
-            prompt, images, params, history, cell_id, rerun_by_text
+            prompt, images, params, history, cell_id, rerun_by_text, new, system
         )
 
         def commit(replies: list[Message], reply: Reply) -> None:
+            # --new and -s change the thread only with a turn that happened (SPEC §6)
+            if system is not None:
+                self.system = system or None
             self._commit(cut, user, replies, reply, request, cell_id)
 
         run = TurnRun(
@@ -273,6 +286,7 @@ class Chat:
         body = request.body
         meta: dict[str, Any] = {
             "model": reply.model or body.get("model"),
+            "request_model": body.get("model"),
             "params": {k: v for k, v in body.items() if k not in ("messages", "model")},
             "status": reply.status,
             "created": time.time(),

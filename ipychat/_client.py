@@ -148,7 +148,9 @@ async def iter_chunks(
         started = False
         try:
             async for batch in _attempt(client, request):
-                started = True
+                # A role-only first chunk is not a token: a long silence after it (a reasoning
+                # model thinking) that ends in a dropped connection is still retried.
+                started = started or _carries_answer(batch)
                 yield batch
             return
         except EmptyStream:
@@ -169,6 +171,19 @@ async def iter_chunks(
             text = f"{_retry_reason(error)}, retrying in {delay:.1f} s ({attempt}/{policy.retries})"
             yield RetryNotice(text, delay)
             await asyncio.sleep(delay)
+
+
+def _carries_answer(batch: list[dict[str, Any]]) -> bool:
+    for chunk in batch:
+        if chunk.get("error") or chunk.get("usage"):
+            return True
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or choice.get("message") or {}
+            if choice.get("finish_reason") or any(
+                delta.get(k) for k in ("content", "reasoning_content", "reasoning", "tool_calls")
+            ):
+                return True
+    return False
 
 
 def _retry_reason(error: Exception) -> str:

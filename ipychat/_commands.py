@@ -17,12 +17,14 @@ __all__ = ["COMMANDS", "code_blocks", "run_command"]
 
 Command = Callable[[Any, list[str], str], Any]
 COMMANDS: dict[str, Command] = {}
+MAX_ARGS: dict[str, int | None] = {}  # None: free text
 
 
-def command(*names: str) -> Callable[[Command], Command]:
+def command(*names: str, max_args: int | None = 1) -> Callable[[Command], Command]:
     def register(fn: Command) -> Command:
         for name in names:
             COMMANDS[name] = fn
+            MAX_ARGS[name] = max_args
         return fn
 
     return register
@@ -38,8 +40,11 @@ def run_command(magics: Any, line: str) -> Any:
         return ask_line(magics, line)
     try:
         args = shlex.split(rest)
-    except ValueError as error:
-        raise ConfigError(f"%chat {name}: {error}") from None
+    except ValueError:
+        args = rest.split()
+    limit = MAX_ARGS[name]
+    if limit is not None and len(args) > limit:
+        return ask_line(magics, line)  # "%chat history of Rome" is a question
     return fn(magics, args, rest.strip())
 
 
@@ -56,7 +61,7 @@ def _thread_name(args: list[str], index: int = 0) -> str:
     return args[index] if len(args) > index else "default"
 
 
-@command("settings")
+@command("settings", max_args=0)
 def show_settings(magics: Any, args: list[str], rest: str) -> None:
     settings = SESSION.thread("default").settings()
     rows = settings.describe()
@@ -85,6 +90,7 @@ def set_provider(magics: Any, args: list[str], rest: str) -> None:
         _show(f"provider: {preset.name if preset else '(none)'}")
         return
     preset = get_preset(args[0])
+    note = _forget_key(f"provider {preset.name}")
     SESSION.commands["provider"] = preset.name
     SESSION.commands.pop("base_url", None)
     if preset.name == "local":
@@ -93,18 +99,31 @@ def set_provider(magics: Any, args: list[str], rest: str) -> None:
         server = ensure_server()
         SESSION.commands["base_url"] = server.base_url
     settings = SESSION.thread().settings()
-    _show(f"provider: {preset.name} · {settings.base_url} · model {settings.model or '(not set)'}")
+    _show(
+        f"provider: {preset.name} · {settings.base_url} · model {settings.model or '(not set)'}"
+        + note
+    )
+
+
+def _forget_key(where: str) -> str:
+    """A key typed with `%chat key` belongs to the service it was typed for: moving to another
+    one drops it, so it is never sent there."""
+    if SESSION.commands.pop("api_key", None) is None:
+        return ""
+    return f" (the key from %chat key was dropped: run %chat key again for {where})"
 
 
 @command("base_url", "url")
 def set_base_url(magics: Any, args: list[str], rest: str) -> None:
     if not args:
         raise ConfigError("%chat base_url takes a URL, e.g. http://localhost:8080/v1")
-    SESSION.commands["base_url"] = args[0].rstrip("/")
-    _show(f"base_url: {SESSION.commands['base_url']}")
+    url = args[0].rstrip("/")
+    note = _forget_key(url) if url != SESSION.commands.get("base_url") else ""
+    SESSION.commands["base_url"] = url
+    _show(f"base_url: {url}{note}")
 
 
-@command("key")
+@command("key", max_args=0)
 def set_key(magics: Any, args: list[str], rest: str) -> None:
     import getpass
 
@@ -117,7 +136,7 @@ def set_key(magics: Any, args: list[str], rest: str) -> None:
     _show("key set for this kernel")
 
 
-@command("system")
+@command("system", max_args=None)
 def set_system(magics: Any, args: list[str], rest: str) -> None:
     chat = SESSION.thread()
     chat.system = rest or None
@@ -138,7 +157,7 @@ def undo(magics: Any, args: list[str], rest: str) -> None:
     _show(f"removed the last turn of {name!r}" if turn else f"thread {name!r} is already empty")
 
 
-@command("threads")
+@command("threads", max_args=0)
 def threads(magics: Any, args: list[str], rest: str) -> None:
     if not SESSION.threads:
         _show("no threads yet")
@@ -172,7 +191,7 @@ def history(magics: Any, args: list[str], rest: str) -> None:
     _show("\n".join(lines), "".join(blocks))
 
 
-@command("save")
+@command("save", max_args=2)
 def save(magics: Any, args: list[str], rest: str) -> None:
     if not args:
         raise ConfigError("%chat save takes a path: %chat save thread.json [THREAD]")
@@ -180,7 +199,7 @@ def save(magics: Any, args: list[str], rest: str) -> None:
     _show(f"saved to {path}")
 
 
-@command("load")
+@command("load", max_args=2)
 def load(magics: Any, args: list[str], rest: str) -> None:
     if not args:
         raise ConfigError("%chat load takes a path: %chat load thread.json [THREAD]")
@@ -216,6 +235,8 @@ def code(magics: Any, args: list[str], rest: str) -> None:
 
 @command("retry")
 def retry(magics: Any, args: list[str], rest: str) -> Any:
+    """Ask the last message again with the same settings; the new answer replaces the old one
+    (which stays if the retry fails)."""
     from ._live import ask_live
 
     chat = SESSION.thread(_thread_name(args))
@@ -223,28 +244,34 @@ def retry(magics: Any, args: list[str], rest: str) -> Any:
         raise ConfigError("nothing to retry: the thread is empty")
     turn = chat.turns[-1]
     content = turn.user.get("content")
-    prompt = (
-        content
-        if isinstance(content, str)
-        else message_text([p for p in content if p.get("type") == "text"])
-    )
-    images = (
-        None if isinstance(content, str) else [p for p in content if p.get("type") == "image_url"]
-    )
-    params = dict(turn.meta.get("params") or {})
-    params.pop("stream_options", None)
-    params.pop("response_format", None)
-    chat.turns.pop()
-    before = len(chat.turns)
-    try:
-        ask_live(chat, prompt, images, owns_cell=True, **params)
-    except BaseException:
-        if len(chat.turns) == before:
-            chat.turns.append(turn)  # the retry failed before anything arrived: keep the old
-        raise
+    if isinstance(content, str):
+        prompt, images = content, None
+    else:
+        prompt = message_text([p for p in content if p.get("type") == "text"])
+        images = [p for p in content if p.get("type") == "image_url"]
+    sent = dict(turn.meta.get("params") or {})
+    skip = ("stream_options", "response_format", "tools", "tool_choice")
+    params: dict[str, Any] = {k: v for k, v in sent.items() if k not in skip}
+    if (sent.get("response_format") or {}).get("type") == "json_object":
+        params["json"] = True
+    if sent.get("tools"):
+        names = [t["function"]["name"] for t in sent["tools"]]
+        missing = [n for n in names if not callable(magics.shell.user_ns.get(n))]
+        if missing:
+            raise ConfigError(f"retry needs the tool functions {', '.join(missing)} defined")
+        params["tools"] = [magics.shell.user_ns[n] for n in names]
+        params["max_rounds"] = magics.max_tool_rounds
+    choice = sent.get("tool_choice")
+    if choice is not None:
+        params["tool_choice"] = choice["function"]["name"] if isinstance(choice, dict) else choice
+    if turn.meta.get("request_model"):
+        params["model"] = turn.meta["request_model"]
+    # The turn's cell id (or one made up for it) makes the new answer replace it on success.
+    cell_id = turn.meta.setdefault("cell_id", f"retry-{id(turn)}")
+    ask_live(chat, prompt, images, owns_cell=True, cell_id=cell_id, **params)
 
 
-@command("record")
+@command("record", max_args=2)
 def record(magics: Any, args: list[str], rest: str) -> None:
     from ._cassette import Cassette, set_active
 
@@ -268,6 +295,14 @@ def replay(magics: Any, args: list[str], rest: str) -> None:
     cassette = Cassette(args[0], "replay")
     set_active(cassette)
     _show(f"replaying from {cassette.path} ({len(cassette.entries)} entries); no network, no key")
+
+
+@command("ask", max_args=None)
+def ask(magics: Any, args: list[str], rest: str) -> None:
+    """`%chat ask TEXT`: a question, even one that starts with a command's name."""
+    if not rest:
+        raise ConfigError("%chat ask takes a question: %chat ask what is a monad")
+    ask_line(magics, rest)
 
 
 def ask_line(magics: Any, text: str) -> None:

@@ -45,6 +45,8 @@ def _expand_prose(text: str, namespace: dict[str, Any]) -> str:
             code = compile(expr, "<chat>", "eval")
         except SyntaxError:
             return token
+        if not code.co_names:
+            return token  # constants only: {10} in LaTeX, {1, 2} as a set in prose
         try:
             value = eval(code, namespace)  # the user's own cell text, run as their code
         except Exception:

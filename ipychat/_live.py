@@ -304,8 +304,12 @@ def ask_live(
         if not auto:
             params.setdefault("approve", jobs.approve)
 
+    # Preparing the request (reading images, maybe starting the local server) happens here, in
+    # the main thread, where Ctrl-C reaches it; only the streaming runs on the private loop.
+    events = chat.stream(prompt, images, **params)
+
     async def pump() -> None:
-        async for event in chat.stream(prompt, images, **params):
+        async for event in events:
             queue.append(event)
 
     def poll() -> None:

@@ -143,12 +143,8 @@ class ChatMagics(Magics):
         images = self._images(args) if args.image else None
         if not prompt.strip():
             raise UsageError("the cell is empty: write the message below %%chat")
-        if args.new:
-            chat.reset()
-        if args.system is not None:
-            chat.system = args.system
-        elif chat.system is None and self.system:
-            chat.system = self.system
+        if args.system is None and chat.system is None and self.system:
+            chat.system = self.system  # the configured default for a thread that has none
         chat.context_budget = self.context_budget or None
         chat.retry = type(chat.retry)(retries=self.retries)
         chat.timeouts = type(chat.timeouts)(connect=self.connect_timeout, read=self.read_timeout)
@@ -161,7 +157,7 @@ class ChatMagics(Magics):
 
             labels = ", ".join(str(p.get("_source")) for p in images)
             notes.append({"text/plain": f"images: {labels}", "text/html": thumbnails_html(images)})
-        if history:
+        if history and not args.new:
             at = chat._replace_index(cell_id, None if cell_id else prompt)
             dropped = len(chat.turns) - at
             if dropped:
@@ -181,6 +177,8 @@ class ChatMagics(Magics):
                 history=history,
                 cell_id=cell_id,
                 rerun_by_text=cell_id is None,
+                new=args.new,
+                system=args.system,
                 auto=args.auto or self.auto_tools,
                 **params,
             )

@@ -95,6 +95,19 @@ class Usage:
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None,)}
 
+    def __add__(self, other: Usage) -> Usage:
+        cost = None
+        if self.cost is not None or other.cost is not None:
+            cost = (self.cost or 0.0) + (other.cost or 0.0)
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.total_tokens + other.total_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+            cost,
+        )
+
     def price(self, table: dict[str, Any] | None, model: str | None) -> float | None:
         """The cost from a price table {model: {"input": $, "output": $, "cached_input": $}}
         in dollars per million tokens, for providers that report none."""

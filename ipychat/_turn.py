@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._accumulate import Accumulator
 from ._client import Request, RetryNotice, iter_chunks
-from ._errors import APIConnectionError, StreamError
-from ._messages import Event, Message, Reply, parse_json_reply
+from ._errors import APIConnectionError, ChatError, ConfigError, StreamError
+from ._messages import Event, Message, Reply, Usage, parse_json_reply
 from ._tools import Approver, Runner, Tool, ToolCall, direct_runner, run_call
 
 if TYPE_CHECKING:
@@ -56,13 +56,36 @@ class TurnRun:
         self.done = False
         self.in_tools = False  # the current round's message has moved to `extra`
         self.notes: list[str] = []  # lines to show before the answer
+        self.usage: Usage | None = None  # the rounds' usage so far
         self._base = list(request.body["messages"])  # the messages before any tool round
+
+    def _add_usage(self, usage: Usage | None) -> None:
+        if usage is not None:
+            self.usage = usage if self.usage is None else self.usage + usage
 
     @property
     def started(self) -> bool:
         return self.acc.started or bool(self.extra)
 
     async def events(self) -> AsyncIterator[Event]:
+        chat = self.chat
+        if self.commit is None:  # --no-history: nothing to race for
+            async for event in self._events():
+                yield event
+            return
+        if chat.busy:
+            raise ConfigError(
+                f"thread {chat.name or ''!r} is still answering (in the chat panel, or a "
+                "cell that is finishing); wait for it, or ask in another thread with -t NAME"
+            )
+        chat.busy = True
+        try:
+            async for event in self._events():
+                yield event
+        finally:
+            chat.busy = False
+
+    async def _events(self) -> AsyncIterator[Event]:
         for note in self.notes:
             yield Event("note", note)
         status, error = "interrupted", None
@@ -77,6 +100,7 @@ class TurnRun:
                 self.in_tools = True
                 async for event in self._run_tools():
                     yield event
+                self._add_usage(self.acc.usage)
                 self.acc = Accumulator()
                 self.in_tools = False
                 body = self.request.body
@@ -96,6 +120,9 @@ class TurnRun:
             failure = StreamError(f"the answer is incomplete: {exc.message}")
             failure.reply = self._finish("incomplete", exc.message)
             raise failure from None
+        except ChatError:
+            self.done = True  # e.g. a 429 in a later tool round: the thread stays as it was
+            raise
         finally:
             if not self.done and status == "interrupted" and self.started:
                 self._finish("interrupted", "interrupted")
@@ -152,6 +179,9 @@ class TurnRun:
             reasoning_time=timing.get("answer", timing.get("last_reasoning")),
         )
         reply.tool_runs = list(self.runs)
+        if self.usage is not None:
+            self._add_usage(reply.usage)
+            reply.usage = self.usage  # every round's tokens and cost, not just the last
         if self.reasoning:
             reply.reasoning = "\n\n".join([*filter(None, self.reasoning), reply.reasoning])
         if reply.model is None:
@@ -176,7 +206,12 @@ class TurnRun:
         if self.commit is not None and (status == "complete" or self.started):
             messages = [*self.extra, *_unanswered(self.extra)]
             if not self.in_tools:
-                messages.append(reply.message())
+                message = reply.message()
+                # Calls nobody ran (tools passed as raw schemas) would make every later
+                # request of the thread invalid: the thread keeps the text only.
+                message.pop("tool_calls", None)
+                message.pop("reasoning_content", None)
+                messages.append(message)
             self.commit(messages, reply)
         self.done = True
         return reply

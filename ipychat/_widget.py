@@ -216,7 +216,7 @@ class ChatPanel(widgets.VBox):
         except asyncio.CancelledError:
             view.finish(view.partial("interrupted", "stopped", params.get("model")))
             self._error("stopped")
-            ok = True  # what arrived is kept; the prompt was sent
+            ok = bool(view.content or view.reasoning)  # else nothing was kept: keep the prompt
         except ChatError as error:
             reply = getattr(error, "reply", None)
             if reply is not None:

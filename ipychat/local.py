@@ -19,7 +19,6 @@ import atexit
 import hashlib
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -116,14 +115,19 @@ def _port_taken(port: int) -> bool:
     return False
 
 
-def _die_with_parent() -> None:  # runs in the child, before exec (Linux only)
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+# Started instead of the server: asks Linux to send it SIGTERM when its parent dies
+# (PR_SET_PDEATHSIG survives exec), then becomes the server. A wrapper rather than
+# `preexec_fn`, which is unsafe in a process with threads (a kernel has several).
+_DIE_WITH_PARENT = """
+import ctypes, os, signal, sys
+try:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+except OSError:
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("the process that started the local server is gone")
+os.execv(sys.executable, [sys.executable, "-m", "llama_cpp.server", *sys.argv[2:]])
+"""
 
 
 def _answers(url: str, timeout: float = 2.0) -> bool:
@@ -152,32 +156,23 @@ class LocalServer:
         elif _port_taken(port):
             raise ConfigError(f"port {port} is taken; pick another or leave it out for a free one")
         log = Path(tempfile.gettempdir()) / f"ipychat-local-{port}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--model_alias",
-            MODEL_ALIAS,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            str(n_ctx),
+        server_args = [
+            "--model", str(model), "--model_alias", MODEL_ALIAS, "--host", "127.0.0.1",
+            "--port", str(port), "--n_ctx", str(n_ctx),
             # Qwen's template is ChatML; this format also parses tool calls into `tool_calls`
             # (with the GGUF's own template they stay JSON text in the content).
-            "--chat_format",
-            "chatml-function-calling",
-        ]
+            "--chat_format", "chatml-function-calling",
+        ]  # fmt: skip
+        if sys.platform == "linux":
+            command = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *server_args]
+        else:
+            command = [sys.executable, "-m", "llama_cpp.server", *server_args]
         with log.open("wb") as out:
             process = subprocess.Popen(
                 command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         server = cls(f"http://127.0.0.1:{port}/v1", process, log)
         atexit.register(server.stop)

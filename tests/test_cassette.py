@@ -139,3 +139,14 @@ def test_notebook_replays_offline_with_the_same_outputs(
     assert outputs_text(replayed) == outputs_text(recorded)
     assert "Echo: And times 3?" in "".join(outputs_text(replayed))
     assert SECRET not in Path(cassette).read_text()
+
+
+def test_momentary_errors_are_not_recorded(fake, tmp_path) -> None:
+    chat = ipychat.Chat(base_url=fake.url, model="m")
+    chat.retry = type(chat.retry)(retries=0)
+    chat.cassette = Cassette(tmp_path / "c.json", "auto")
+    fake.push(error(401, "bad key"))
+    with pytest.raises(ipychat.AuthenticationError):
+        chat.ask("x")
+    chat.ask("x")  # the key was fixed: this must reach the provider, not replay the 401
+    assert len(fake.requests) == 2 and chat.turns[-1].replies[-1]["content"].startswith("Echo")

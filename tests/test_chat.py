@@ -287,3 +287,19 @@ def test_reported_cost_wins_over_the_price_table(chat, fake) -> None:
     chat.prices = {"fake-model": {"input": 1.0, "output": 2.0}}
     fake.push(sse(["x"], usage={**USAGE, "cost": 0.25}))
     assert chat.ask("q").cost == 0.25
+
+
+def test_a_second_turn_on_a_busy_thread_is_refused(chat, fake) -> None:
+    fake.push(sse(["slow"] * 5, delay=0.1))
+
+    async def run() -> None:
+        first = chat.stream("one")
+        await first.__anext__()  # the first turn is streaming
+        with pytest.raises(ipychat.ConfigError, match="still answering"):
+            async for _ in chat.stream("two"):
+                pass
+        async for _ in first:
+            pass
+
+    asyncio.run(run())
+    assert [t.user["content"] for t in chat.turns] == ["one"]

@@ -120,10 +120,12 @@ def test_dropped_connection_after_first_chunk_is_not_retried(fake) -> None:
     assert len(fake.requests) == 1
 
 
-def test_read_timeout_between_chunks(fake) -> None:
+def test_read_timeout_between_chunks_after_text_is_not_retried(fake) -> None:
     from ipychat._client import Timeouts
 
-    fake.push(sse(["a", "b"], delay=0.5))
+    script = sse(["a", "b"])
+    script.pauses = {3: 0.5}  # role, keep-alive, "a", then a stall
+    fake.push(script, sse(["never"]))
 
     async def run() -> None:
         request = Request(
@@ -135,6 +137,34 @@ def test_read_timeout_between_chunks(fake) -> None:
 
     with pytest.raises(ipychat.APITimeoutError, match="waiting for data"):
         asyncio.run(run())
+    assert len(fake.requests) == 1
+
+
+def test_silence_after_a_role_only_chunk_is_retried(fake) -> None:
+    from ipychat._client import Timeouts
+
+    script = sse(["a"])
+    script.pauses = {1: 0.5}  # the role chunk, then a long silence (a model thinking)
+    fake.push(script, sse(["answer"]))
+    request = Request(
+        f"{fake.url}/chat/completions",
+        {"model": "m", "messages": [], "stream": True},
+        timeouts=Timeouts(read=0.1),
+    )
+
+    async def run() -> list:
+        out = []
+        async for batch in iter_chunks(request, FAST):
+            out.extend(batch if isinstance(batch, list) else [batch])
+        return out
+
+    chunks = asyncio.run(run())
+    assert "answer" in [
+        c["choices"][0]["delta"].get("content")
+        for c in chunks
+        if isinstance(c, dict) and c.get("choices")
+    ]
+    assert len(fake.requests) == 2
 
 
 def test_retry_after_http_date() -> None:

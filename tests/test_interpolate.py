@@ -48,3 +48,8 @@ def test_dataframe_becomes_a_cut_markdown_table() -> None:
 def test_long_values_are_cut() -> None:
     out = expand("{big}", {"big": "x" * (MAX_CHARS + 50)})
     assert len(out) < MAX_CHARS + 100 and "cut at" in out
+
+
+def test_constants_alone_are_not_expanded() -> None:
+    text = "$x^{10}$ and the set {1, 2}"
+    assert expand(text, NS) == text

@@ -342,3 +342,47 @@ def test_retry_shows_a_live_note_then_the_answer(k, fake) -> None:
     assert "rate-limited, retrying in 1.0 s (1/3)" in shown  # live, while it waited
     final = result.final()
     assert len(final) == 1 and "made it" in final[0]["data"]["text/markdown"]
+
+
+def test_new_and_system_change_the_thread_only_when_the_turn_happens(k, fake) -> None:
+    k.run("%%chat -s 'old system'\nfirst")
+    fake.push(error(400, "nope"))
+    result = k.run("%%chat --new -s 'new system'\nfails")
+    assert result.status == "error"
+    assert k.value("(len(ipychat.thread().turns), ipychat.thread().system)").strip() == (
+        "(1, 'old system')"
+    )
+    assert k.run("%%chat --new -s 'new system'\nworks").status == "ok"
+    assert k.value("(len(ipychat.thread().turns), ipychat.thread().system)").strip() == (
+        "(1, 'new system')"
+    )
+    assert fake.requests[-1].body["messages"][0] == {"role": "system", "content": "new system"}
+
+
+def test_key_typed_for_one_provider_is_not_sent_to_the_next(k, fake) -> None:
+    k.run(
+        "import ipychat._threads as t, ipychat._settings as s\n"
+        "t.SESSION.commands['api_key'] = s.Secret('sk-typed-for-openai-000')"
+    )
+    text = k.run("%chat provider deepseek").text()
+    assert "key from %chat key was dropped" in text
+    assert k.value("'api_key' in t.SESSION.commands").strip() == "False"
+    k.run("%chat provider openai")  # restore a preset with no key either
+    k.run("t.SESSION.commands.clear()")
+
+
+def test_a_question_that_starts_like_a_command_is_asked(k, fake) -> None:
+    k.run("%chat history of Rome in one line")
+    assert fake.requests[-1].body["messages"][-1]["content"] == "history of Rome in one line"
+    k.run("%chat ask model railways in one line")
+    assert fake.requests[-1].body["messages"][-1]["content"] == "model railways in one line"
+
+
+def test_retry_keeps_json_mode_and_the_model(k, fake) -> None:
+    fake.push(sse(['{"a": 1}']), sse(['{"a": 2}']))
+    k.run("%%chat --json -m other-model -o r\ngive json")
+    assert k.run("%chat retry").status == "ok"
+    body = fake.requests[-1].body
+    assert body["response_format"] == {"type": "json_object"} and body["model"] == "other-model"
+    assert k.value("ipychat.thread().last.data").strip() == "{'a': 2}"
+    assert k.value("len(ipychat.thread().turns)").strip() == "1"

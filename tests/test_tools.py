@@ -235,3 +235,31 @@ def test_a_forced_tool_choice_applies_to_the_first_round_only(chat, fake) -> Non
     chat.ask("q", tools=[lookup], tool_choice="lookup")
     assert fake.requests[0].body["tool_choice"]["function"]["name"] == "lookup"
     assert fake.requests[1].body["tool_choice"] == "auto"
+
+
+def test_error_in_a_later_round_leaves_the_thread_as_it_was(chat, fake) -> None:
+    from tests.fakeprovider import error
+
+    fake.push(
+        call_chunks([("c1", "lookup", ['{"city": "Oslo"}'])]),
+        *[error(400, "bad request in round two")],
+    )
+    with pytest.raises(ipychat.BadRequestError):
+        chat.ask("q", tools=[lookup])
+    assert chat.turns == []
+
+
+def test_usage_adds_up_over_tool_rounds(chat, fake) -> None:
+    from tests.fakeprovider import USAGE, chunk, event
+
+    first = call_chunks([("c1", "lookup", ['{"city": "Oslo"}'])])
+    first.events.insert(-1, event(chunk(usage={**USAGE, "cost": 0.5}, choices=False)))
+    fake.push(first, sse(["done"], usage={**USAGE, "cost": 0.01}))
+    reply = chat.ask("q", tools=[lookup])
+    assert reply.usage.prompt_tokens == 24 and reply.cost == pytest.approx(0.51)
+
+
+def test_tool_calls_nobody_ran_are_not_kept_in_the_thread(chat, fake) -> None:
+    fake.push(call_chunks([("c1", "lookup", ['{"city": "Oslo"}'])]))
+    reply = chat.ask("q", tools=[])  # raw schemas would be passed with -p tools=...
+    assert reply.tool_calls and "tool_calls" not in chat.messages[-1]

@@ -146,3 +146,24 @@ def test_uploaded_image_becomes_a_data_url_part(env, tmp_path) -> None:
     run(main())
     parts = env.requests[-1].body["messages"][-1]["content"]
     assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+def test_stop_before_the_first_token_keeps_the_prompt(env) -> None:
+    script = sse(["late"])
+    script.first_delay = 1.0
+    env.push(script)
+
+    async def main():
+        panel = ipychat.ChatPanel()
+        panel.prompt.value = "keep this"
+        task = panel.send()
+        await asyncio.sleep(0.2)
+        panel.stop()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return panel
+
+    panel = run(main())
+    assert panel.prompt.value == "keep this" and ipychat.thread().turns == []
