@@ -69,7 +69,7 @@ class Chat:
     @property
     def messages(self) -> list[Message]:
         """The thread as OpenAI message dicts, system prompt first."""
-        out: list[Message] = [self._system_message()] if self.system else []
+        out: list[Message] = [{"role": "system", "content": self.system}] if self.system else []
         for turn in self.turns:
             out.extend(turn.messages)
         return out
@@ -90,9 +90,6 @@ class Chat:
     def __repr__(self) -> str:
         name = f"{self.name!r}, " if self.name else ""
         return f"<Chat {name}{len(self.turns)} turns>"
-
-    def _system_message(self) -> Message:
-        return {"role": "system", "content": self.system or ""}
 
     def _cassette(self) -> Cassette | None:
         return self.cassette if self.cassette is not None else active_cassette()
@@ -304,8 +301,6 @@ class Chat:
             meta["reasoning"] = reply.reasoning
         if cell_id:
             meta["cell_id"] = cell_id
-        dropped = len(self.turns) - cut
-        meta["replaced"] = dropped
         del self.turns[cut:]
         if reply.tool_runs:
             meta["tools"] = [
@@ -326,15 +321,7 @@ class Chat:
         data = {
             "format": SAVE_FORMAT,
             "system": self.system,
-            "turns": [
-                {
-                    "messages": t.messages,
-                    "meta": {
-                        k: v for k, v in t.meta.items() if k != "reply" and not k.startswith("_")
-                    },
-                }
-                for t in self.turns
-            ],
+            "turns": [turn.to_dict() for turn in self.turns],
         }
         path.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n")
         return path

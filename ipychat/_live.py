@@ -14,6 +14,7 @@ import concurrent.futures
 import inspect
 import time
 from collections.abc import Callable
+from html import escape
 from typing import Any
 
 from ._blocks import BlockSplitter
@@ -95,11 +96,15 @@ class LiveView:
         if not self.frontend.rich:
             self.frontend.write(text)
             return
-        for block in self.splitter.feed(text):
+        self._freeze(self.splitter.feed(text))
+        self._dirty_tail = True
+
+    def _freeze(self, blocks: list[str]) -> None:
+        """Render finished blocks once; they are sent at the next tick and never again."""
+        for block in blocks:
             html = render_markdown(block)
             self.frozen.append(html)
             self._pending.append(html)
-        self._dirty_tail = True
 
     def _tool(self, call: Any) -> None:
         if not self.frontend.rich:
@@ -107,10 +112,7 @@ class LiveView:
                 self.frontend.write(f"\n[tool {call.name}: {call.result[:200]}]\n")
             return
         # What streamed before the call is finished and goes above its panel.
-        for block in self.splitter.finish():
-            html = render_markdown(block)
-            self.frozen.append(html)
-            self._pending.append(html)
+        self._freeze(self.splitter.finish())
         self.tick(force=True)
         bundle = _html(tool_html(call))
         handle = self._tools.get(call.id)
@@ -126,7 +128,7 @@ class LiveView:
         if isinstance(text, dict):
             bundle, text = text, text.get("text/plain", "")
         else:
-            bundle = {"text/plain": text, "text/html": f"<div><i>{_esc(text)}</i></div>"}
+            bundle = {"text/plain": text, "text/html": f"<div><i>{escape(text)}</i></div>"}
         if not self.frontend.rich:
             self.frontend.write(text + "\n")
         elif keep:
@@ -196,10 +198,8 @@ class LiveView:
             return
         if reply.reasoning_time is None and self.reasoning:
             reply.reasoning_time = (self._answer_at or self.clock()) - self._started
-        answer = "".join(self.frozen) + "".join(
-            render_markdown(block) for block in self.splitter.finish()
-        )
-        bundle = reply_bundle(reply, answer)
+        self._freeze(self.splitter.finish())
+        bundle = reply_bundle(reply, "".join(self.frozen))
         if self.owns_cell:
             self.frontend.clear()
             for kept in self.kept:
@@ -224,12 +224,6 @@ class LiveView:
             error=error,
             elapsed=self.clock() - self._started,
         )
-
-
-def _esc(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 class MainThreadJobs:

@@ -209,7 +209,9 @@ class Turn:
         return str(self.meta.get("status", "complete"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"messages": self.messages, "meta": self.meta}
+        """What a saved thread keeps: the live `Reply` object and private caches stay out."""
+        meta = {k: v for k, v in self.meta.items() if k != "reply" and not k.startswith("_")}
+        return {"messages": self.messages, "meta": meta}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Turn:

@@ -202,7 +202,7 @@ class TurnRun:
                 reply.error = exc.message
         if self.tools and reply.tool_calls and status == "complete":
             reply.error = f"stopped after {self.max_rounds} tool rounds"
-            reply.tool_calls = []  # not run: keep the thread valid for the next request
+            reply.tool_calls = []  # asked for, never run
         if self.commit is not None and (status == "complete" or self.started):
             messages = [*self.extra, *_unanswered(self.extra)]
             if not self.in_tools:
