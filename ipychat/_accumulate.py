@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from ._errors import StreamError
 from ._messages import Reply, Usage
 
-__all__ = ["Accumulator", "ThinkSplitter"]
+__all__ = ["Accumulator", "ThinkSplitter", "ToolTagSplitter"]
 
 Piece = tuple[str, str]  # ("content" | "reasoning", text)
 
@@ -64,6 +66,96 @@ class ThinkSplitter:
         return [("reasoning" if self._state == "think" else "content", text)]
 
 
+class ToolTagSplitter:
+    """Takes `<tool_call>{"name": …, "arguments": …}</tool_call>` blocks out of the content.
+
+    A GGUF's own chat template (Qwen, Hermes and others) offers the tools in the prompt and the
+    model answers with such blocks as plain text; llama-cpp-python passes them on as content.
+    Text around them is content as usual; a block whose JSON does not parse stays visible.
+    """
+
+    OPEN, CLOSE = "<tool_call>", "</tool_call>"
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self._count = 0
+        self._inside = False
+        self._pending = ""
+
+    def feed(self, text: str) -> str:
+        """The content to show of `text`; completed calls are appended to `calls`."""
+        buf = self._pending + text
+        self._pending = ""
+        out: list[str] = []
+        while buf:
+            if not self._inside:
+                start = buf.find(self.OPEN)
+                if start < 0:
+                    keep = _partial_suffix(buf, self.OPEN)
+                    if keep:
+                        self._pending = buf[-keep:]
+                        buf = buf[:-keep]
+                    out.append(buf)
+                    break
+                out.append(buf[:start])
+                buf = buf[start + len(self.OPEN) :]
+                self._inside = True
+            else:
+                end = buf.find(self.CLOSE)
+                if end < 0:
+                    self._pending = buf  # a call is never shown half-written
+                    break
+                out.append(self._take(buf[:end]))
+                buf = buf[end + len(self.CLOSE) :]
+                self._inside = False
+        return "".join(out)
+
+    def flush(self) -> str:
+        """The end of the stream: an unclosed block is still a call if its JSON is whole."""
+        text, self._pending = self._pending, ""
+        if self._inside:
+            self._inside = False
+            return self._take(text, closed=False)
+        return text
+
+    def _take(self, body: str, *, closed: bool = True) -> str:
+        call = _call_from_json(body, self._count)
+        if call is None:
+            return self.OPEN + body + (self.CLOSE if closed else "")
+        self.calls.append(call)
+        self._count += 1
+        return ""
+
+
+def _call_from_json(text: str, number: int) -> dict[str, Any] | None:
+    """`{"name": …, "arguments": {…}}` as an OpenAI tool call, or None."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not (isinstance(data, dict) and isinstance(data.get("name"), str) and data["name"]):
+        return None
+    arguments = data.get("arguments", data.get("parameters", {}))
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    function = {"name": data["name"], "arguments": arguments}
+    return {"id": f"call_{number}", "type": "function", "function": function}
+
+
+_BARE = re.compile(r"\s*(?:```(?:json)?\s*)?(\{.*\})\s*(?:```)?\s*", re.DOTALL)
+
+
+def bare_call(text: str, names: frozenset[str]) -> dict[str, Any] | None:
+    """An answer that is nothing but one call of an offered tool, as JSON (fenced or not)."""
+    match = _BARE.fullmatch(text)
+    if match is None:
+        return None
+    call = _call_from_json(match.group(1), 0)
+    if call is None or call["function"]["name"] not in names:
+        return None
+    return call
+
+
 def _partial_suffix(text: str, tag: str) -> int:
     """Length of the longest end of `text` that is a proper start of `tag`."""
     for size in range(min(len(tag) - 1, len(text)), 0, -1):
@@ -76,7 +168,7 @@ class Accumulator:
     """Feed it `chat.completion(.chunk)` objects; it returns the text pieces to show and keeps
     everything needed to build the final `Reply`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tool_tags: frozenset[str] | None = None) -> None:
         self.content: list[str] = []
         self.reasoning: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
@@ -86,6 +178,9 @@ class Accumulator:
         self.id: str | None = None
         self.deltas = 0  # chunks that carried text: a token count when usage is missing
         self._think = ThinkSplitter()
+        # The offered tools' names, where calls arrive as text (see ToolTagSplitter).
+        self._tags = ToolTagSplitter() if tool_tags is not None else None
+        self._tool_names = tool_tags or frozenset()
 
     @property
     def started(self) -> bool:
@@ -99,7 +194,7 @@ class Accumulator:
         network read is shown as one update."""
         out: list[Piece] = []
         content = self.content
-        fast = self._think._state == "answer" and self.model is not None
+        fast = self._fast()
         run: list[str] = []  # content pieces not yet in `out`
         for chunk in chunks:
             if fast and "usage" not in chunk and "error" not in chunk and "meta" not in chunk:
@@ -134,10 +229,27 @@ class Accumulator:
                     out[-1] = (kind, out[-1][1] + text)
                 else:
                     out.append((kind, text))
-            fast = self._think._state == "answer" and self.model is not None
+            fast = self._fast()
         if run:
             out.append(("content", "".join(run)))
         return out
+
+    def _fast(self) -> bool:
+        return self._think._state == "answer" and self.model is not None and self._tags is None
+
+    def _content(self, text: str) -> list[Piece]:
+        pieces = self._think.feed(text)
+        if self._tags is None:
+            return pieces
+        shown = [(k, self._tags.feed(t) if k == "content" else t) for k, t in pieces]
+        self._take_tag_calls()
+        return [(k, t) for k, t in shown if t]
+
+    def _take_tag_calls(self) -> None:
+        assert self._tags is not None
+        for call in self._tags.calls:
+            self._add_tool_calls([{**call, "index": len(self.tool_calls)}])
+        self._tags.calls = []
 
     def _feed(self, chunk: dict[str, Any]) -> list[Piece]:
         error = chunk.get("error")
@@ -162,7 +274,7 @@ class Accumulator:
             out.append(("reasoning", reasoning))
         text = delta.get("content")
         if isinstance(text, str) and text:
-            for kind, piece in self._think.feed(text):
+            for kind, piece in self._content(text):
                 (self.content if kind == "content" else self.reasoning).append(piece)
                 out.append((kind, piece))
         if reasoning or text:
@@ -176,6 +288,22 @@ class Accumulator:
 
     def flush(self) -> list[Piece]:
         out = self._think.flush()
+        if self._tags is not None:
+            shown = [(k, self._tags.feed(t) if k == "content" else t) for k, t in out]
+            shown.append(("content", self._tags.flush()))
+            out = [(k, t) for k, t in shown if t]
+            self._take_tag_calls()
+            if not self.tool_calls:
+                whole = "".join(self.content) + "".join(t for k, t in out if k == "content")
+                call = bare_call(whole, self._tool_names)
+                if call is not None:
+                    # The whole answer was one call written as JSON (small models do this
+                    # instead of the tags): it is a call, not text.
+                    self.content = []
+                    out = [(k, t) for k, t in out if k != "content"]
+                    self._add_tool_calls([{**call, "index": 0}])
+            if self.tool_calls and self.finish_reason == "stop":
+                self.finish_reason = "tool_calls"
         for kind, piece in out:
             (self.content if kind == "content" else self.reasoning).append(piece)
         return out

@@ -146,12 +146,17 @@ class Chat:
         if preset is not None:
             body = preset.adapt(body)
         base_url = settings.base_url
-        if preset is not None and preset.name == "local" and not base_url and not replaying:
-            from .local import ensure_server
+        diagnose = None
+        tool_tags = False
+        if preset is not None and preset.name == "local" and not replaying:
+            from .local import serving
 
-            base_url = ensure_server().base_url
+            server = serving(base_url)
+            base_url, diagnose, tool_tags = server.base_url, server.diagnose, True
         key = settings.api_key.get() if settings.api_key else None
-        request = Request(f"{base_url}/chat/completions", body, key, self.timeouts)
+        request = Request(
+            f"{base_url}/chat/completions", body, key, self.timeouts, diagnose, tool_tags
+        )
         return request, user, cut, settings
 
     def _within_budget(self, turns: list[Turn], fixed: list[Message]) -> list[Turn]:

@@ -8,13 +8,14 @@ stream from a different loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import functools
 import json
 import random
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from ._errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    ChatError,
     StreamError,
     status_error,
 )
@@ -58,12 +60,20 @@ class RetryPolicy:
 
 @dataclass
 class Request:
-    """One chat-completions call. `key` is sent as a header and nowhere else."""
+    """One chat-completions call. `key` is sent as a header and nowhere else.
+
+    `diagnose`, where the server is a process of ours, is asked after a connection error whether
+    that process is gone; its error (how it ended, the fix) then replaces "connection failed"
+    and nothing is retried. `tool_tags`: the server leaves tool calls as `<tool_call>` text in
+    the content (a GGUF's own chat template), so the accumulator parses them out.
+    """
 
     url: str
     body: dict[str, Any]
     key: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    diagnose: Callable[[], ChatError | None] | None = field(default=None, compare=False)
+    tool_tags: bool = False
 
     @property
     def stream(self) -> bool:
@@ -83,7 +93,7 @@ class Request:
     def without_streaming(self) -> Request:
         body = {k: v for k, v in self.body.items() if k != "stream_options"}
         body["stream"] = False
-        return Request(self.url, body, self.key, self.timeouts)
+        return dataclasses.replace(self, body=body)
 
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
@@ -160,6 +170,10 @@ async def iter_chunks(
             # streaming is safe, and it returns the server's real error (or the answer).
             request = request.without_streaming()
         except (APIStatusError, APIConnectionError) as error:
+            if isinstance(error, APIConnectionError) and request.diagnose is not None:
+                gone = await _diagnosis(request.diagnose)
+                if gone is not None:
+                    raise gone from None
             if started or not _retryable(error) or attempt >= policy.retries:
                 raise
             after = error.retry_after if isinstance(error, APIStatusError) else None
@@ -171,6 +185,17 @@ async def iter_chunks(
             text = f"{_retry_reason(error)}, retrying in {delay:.1f} s ({attempt}/{policy.retries})"
             yield RetryNotice(text, delay)
             await asyncio.sleep(delay)
+
+
+async def _diagnosis(diagnose: Callable[[], ChatError | None]) -> ChatError | None:
+    """The process's own account of a broken connection. A dying server closes its sockets a
+    moment before it can be reaped, so it is asked for up to a second."""
+    for _ in range(20):
+        error = diagnose()
+        if error is not None:
+            return error
+        await asyncio.sleep(0.05)
+    return None
 
 
 def _carries_answer(batch: list[dict[str, Any]]) -> bool:

@@ -94,10 +94,9 @@ def set_provider(magics: Any, args: list[str], rest: str) -> None:
     SESSION.commands["provider"] = preset.name
     SESSION.commands.pop("base_url", None)
     if preset.name == "local":
-        from .local import ensure_server
+        from .local import serving
 
-        server = ensure_server()
-        SESSION.commands["base_url"] = server.base_url
+        SESSION.commands["base_url"] = serving(None).base_url
     settings = SESSION.thread().settings()
     _show(
         f"provider: {preset.name} · {settings.base_url} · model {settings.model or '(not set)'}"

