@@ -52,7 +52,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check ipychat tests bench
 	$(PY) -m ruff format --check ipychat tests bench
 
-BENCHES := render stream kernel imports concurrency
+BENCHES := render stream kernel imports concurrency local_model
 
 $(VENV)/.ipychat-bench: | $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'

@@ -5,7 +5,8 @@ and, side by side in the same run, for other builds of the same version.
     python bench/local_model.py --build avx512=/tmp/avx512-site   # plus a build `pip install
                                                                   #   --target`-ed into a folder
 
-Each build gets its own server (one at a time: the machine has 2 cores), one warm-up answer,
+Each build gets its own server, started as ipychat starts it (all cores; the shipped build also
+once with llama-cpp-python's default of half the cores), one at a time, with one warm-up answer,
 then ROUNDS answers to the same prompt at temperature 0, streamed through `ipychat.Chat`, which
 measures time to first token and tokens per second as the cell footer shows them. A build that
 crashes (a native build with AMX in a VM does, at the first answer) is reported as such.
@@ -38,16 +39,15 @@ def system_info(site: str | None) -> str:
     return out.stdout.strip().removeprefix("CPU : ").rstrip(" |")
 
 
-def measure(site: str | None) -> dict[str, float | str]:
+def measure(site: str | None, threads: int = 0) -> dict[str, float | str]:
     port = local.free_port()
     env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
     if site:
         env["PYTHONPATH"] = site
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(local.model_path()),
-        "--model_alias", local.MODEL_ALIAS, "--port", str(port), "--n_ctx", "4096",
-        "--chat_format", "chat_template.default",
-    ]  # fmt: skip
+    args = local.llama_server_args(local.model_path(), port, 4096)
+    if threads:
+        args = [*args, "--n_threads", str(threads)]  # the last one given wins
+    command = [sys.executable, "-m", "llama_cpp.server", *args]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         url = f"http://127.0.0.1:{port}/v1"
@@ -77,15 +77,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", action="append", default=[], metavar="NAME=SITE_DIR")
     args = parser.parse_args()
-    builds: list[tuple[str, str | None]] = [("shipped (x86-64-v3)", None)]
-    builds += [tuple(b.split("=", 1)) for b in args.build]  # type: ignore[misc]
+    cores = os.cpu_count() or 1
+    builds: list[tuple[str, str | None, int]] = [(f"shipped, {cores} threads", None, 0)]
+    if cores > 1:
+        # llama-cpp-python's own default; ipychat starts the server with all cores
+        builds.append(("shipped, 1 thread", None, max(1, cores // 2)))
+    builds += [(*b.split("=", 1), 0) for b in args.build]  # type: ignore[misc]
     print(
         f"local model {local.MODEL_ALIAS}, {os.cpu_count()} cores, {ROUNDS} answers of up to "
         f"{MAX_TOKENS} tokens each (median)"
     )
     rows = []
-    for name, site in builds:
-        rows.append((name, system_info(site), measure(site)))
+    for name, site, threads in builds:
+        rows.append((name, system_info(site), measure(site, threads)))
     base = rows[0][2].get("tokens_per_s")
     print(f"{'build':<22} {'tokens/s':>9} {'first token':>12} {'vs shipped':>11}  features")
     for name, features, result in rows:

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -109,8 +110,13 @@ def install_portable(extra: list[str] | None = None, python: str = sys.executabl
     folder = wheelhouse()
     wheel = _wheel_in(folder)
     if wheel is None:
+        if not (shutil.which("c++") or shutil.which("g++")):
+            raise SystemExit(
+                "llama-cpp-python is built from source and needs a C++ compiler and cmake: "
+                "apt-get install g++ cmake (Debian, Ubuntu), then run this again"
+            )
         building = folder.with_name(folder.name + ".partial")
-        subprocess.run(["rm", "-rf", str(building)], check=True)
+        shutil.rmtree(building, ignore_errors=True)
         building.mkdir(parents=True)
         env = {**os.environ, "CMAKE_ARGS": CMAKE_ARGS, "FORCE_CMAKE": "1"}
         print(f"building llama-cpp-python {LLAMA_VERSION} portably (x86-64-v3, no AMX) …")
@@ -122,7 +128,7 @@ def install_portable(extra: list[str] | None = None, python: str = sys.executabl
         )  # fmt: skip
         stamp = {"version": LLAMA_VERSION, "CMAKE_ARGS": CMAKE_ARGS}
         (building / STAMP).write_text(json.dumps(stamp, indent=1) + "\n")
-        subprocess.run(["rm", "-rf", str(folder)], check=True)
+        shutil.rmtree(folder, ignore_errors=True)
         building.rename(folder)
         wheel = _wheel_in(folder)
         assert wheel is not None
