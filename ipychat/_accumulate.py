@@ -76,7 +76,8 @@ class ToolTagSplitter:
 
     OPEN, CLOSE = "<tool_call>", "</tool_call>"
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "call_") -> None:
+        self.prefix = prefix  # ids are prefix + a count; a turn gives each round its own
         self.calls: list[dict[str, Any]] = []
         self._count = 0
         self._inside = False
@@ -119,7 +120,7 @@ class ToolTagSplitter:
         return text
 
     def _take(self, body: str, *, closed: bool = True) -> str:
-        call = _call_from_json(body, self._count)
+        call = _call_from_json(body, f"{self.prefix}{self._count}")
         if call is None:
             return self.OPEN + body + (self.CLOSE if closed else "")
         self.calls.append(call)
@@ -127,7 +128,7 @@ class ToolTagSplitter:
         return ""
 
 
-def _call_from_json(text: str, number: int) -> dict[str, Any] | None:
+def _call_from_json(text: str, call_id: str) -> dict[str, Any] | None:
     """`{"name": …, "arguments": {…}}` as an OpenAI tool call, or None."""
     try:
         data = json.loads(text)
@@ -139,18 +140,18 @@ def _call_from_json(text: str, number: int) -> dict[str, Any] | None:
     if not isinstance(arguments, str):
         arguments = json.dumps(arguments, ensure_ascii=False)
     function = {"name": data["name"], "arguments": arguments}
-    return {"id": f"call_{number}", "type": "function", "function": function}
+    return {"id": call_id, "type": "function", "function": function}
 
 
 _BARE = re.compile(r"\s*(?:```(?:json)?\s*)?(\{.*\})\s*(?:```)?\s*", re.DOTALL)
 
 
-def bare_call(text: str, names: frozenset[str]) -> dict[str, Any] | None:
+def bare_call(text: str, names: frozenset[str], prefix: str = "call_") -> dict[str, Any] | None:
     """An answer that is nothing but one call of an offered tool, as JSON (fenced or not)."""
     match = _BARE.fullmatch(text)
     if match is None:
         return None
-    call = _call_from_json(match.group(1), 0)
+    call = _call_from_json(match.group(1), f"{prefix}0")
     if call is None or call["function"]["name"] not in names:
         return None
     return call
@@ -168,7 +169,7 @@ class Accumulator:
     """Feed it `chat.completion(.chunk)` objects; it returns the text pieces to show and keeps
     everything needed to build the final `Reply`."""
 
-    def __init__(self, *, tool_tags: frozenset[str] | None = None) -> None:
+    def __init__(self, *, tool_tags: frozenset[str] | None = None, call_ids: str = "call_") -> None:
         self.content: list[str] = []
         self.reasoning: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
@@ -179,7 +180,7 @@ class Accumulator:
         self.deltas = 0  # chunks that carried text: a token count when usage is missing
         self._think = ThinkSplitter()
         # The offered tools' names, where calls arrive as text (see ToolTagSplitter).
-        self._tags = ToolTagSplitter() if tool_tags is not None else None
+        self._tags = ToolTagSplitter(call_ids) if tool_tags is not None else None
         self._tool_names = tool_tags or frozenset()
 
     @property
@@ -295,7 +296,7 @@ class Accumulator:
             self._take_tag_calls()
             if not self.tool_calls:
                 whole = "".join(self.content) + "".join(t for k, t in out if k == "content")
-                call = bare_call(whole, self._tool_names)
+                call = bare_call(whole, self._tool_names, self._tags.prefix)
                 if call is not None:
                     # The whole answer was one call written as JSON (small models do this
                     # instead of the tags): it is a call, not text.

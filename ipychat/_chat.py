@@ -147,12 +147,13 @@ class Chat:
             body = preset.adapt(body)
         base_url = settings.base_url
         diagnose = None
-        tool_tags = False
-        if preset is not None and preset.name == "local" and not replaying:
+        # The local server's template leaves tool calls as text, recorded so in cassettes too.
+        tool_tags = preset is not None and preset.name == "local"
+        if tool_tags and not replaying:
             from .local import serving
 
             server = serving(base_url)
-            base_url, diagnose, tool_tags = server.base_url, server.diagnose, True
+            base_url, diagnose = server.base_url, server.diagnose
         key = settings.api_key.get() if settings.api_key else None
         request = Request(
             f"{base_url}/chat/completions", body, key, self.timeouts, diagnose, tool_tags

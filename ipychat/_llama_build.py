@@ -22,11 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,8 @@ CMAKE_ARGS = (
 )
 STAMP = "build-flags.json"
 
+# x86-64-v3, what the portable build needs (as llama_print_system_info() names it).
+_V3 = {"SSE3", "SSSE3", "AVX", "AVX2", "F16C", "FMA", "BMI2"}
 # What llama_print_system_info() reports -> the /proc/cpuinfo flag the CPU needs for it.
 _NEEDS = {
     "SSE3": "pni",
@@ -79,6 +83,15 @@ def rebuild_command() -> str:
     return f"{shlex.quote(sys.executable)} -m ipychat.local install"
 
 
+def native_command() -> str:
+    """A build for this CPU, for one older than x86-64-v3 (which has no AMX to fear)."""
+    return (
+        f"CMAKE_ARGS=-DGGML_NATIVE=ON {shlex.quote(sys.executable)} -m pip install "
+        f"--force-reinstall --no-cache-dir --no-binary llama-cpp-python "
+        f"'llama-cpp-python[server]=={LLAMA_VERSION}'"
+    )
+
+
 def pip_rebuild_command() -> str:
     """The same without ipychat's helper: what the README gives for a hand-made environment."""
     return (
@@ -88,8 +101,11 @@ def pip_rebuild_command() -> str:
 
 
 def wheelhouse() -> Path:
-    """The folder of the portable wheel, named by a hash of the version and the flags."""
-    key = hashlib.sha256(f"{LLAMA_VERSION} {CMAKE_ARGS}".encode()).hexdigest()[:12]
+    """The folder of the portable wheel, named by a hash of the version, the flags and the
+    platform (a home directory shared by machines of other kinds must not serve them this one)."""
+    libc = "-".join(platform.libc_ver())
+    where = f"{sysconfig.get_platform()} {libc} {sys.implementation.cache_tag}"
+    key = hashlib.sha256(f"{LLAMA_VERSION} {CMAKE_ARGS} {where}".encode()).hexdigest()[:12]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "ipychat" / "wheels" / f"llama-cpp-python-{LLAMA_VERSION}-{key}"
 
@@ -101,14 +117,16 @@ def _wheel_in(folder: Path) -> Path | None:
     return wheels[0] if wheels else None
 
 
-def install_portable(extra: list[str] | None = None, python: str = sys.executable) -> Path:
+def install_portable(
+    extra: list[str] | None = None, *, rebuild: bool = False, python: str = sys.executable
+) -> Path:
     """Build the portable wheel once (about 4 minutes on 2 cores), then install it from there.
 
     `--no-cache-dir` keeps pip's own cache out of the build, and `--only-binary` on the install
     keeps pip from building a fresh (native) copy from the source archive instead.
     """
     folder = wheelhouse()
-    wheel = _wheel_in(folder)
+    wheel = None if rebuild else _wheel_in(folder)
     if wheel is None:
         if not (shutil.which("c++") or shutil.which("g++")):
             raise SystemExit(
@@ -126,7 +144,12 @@ def install_portable(extra: list[str] | None = None, python: str = sys.executabl
              "llama-cpp-python", "-w", str(building), f"llama-cpp-python=={LLAMA_VERSION}"],
             env=env, check=True,
         )  # fmt: skip
-        stamp = {"version": LLAMA_VERSION, "CMAKE_ARGS": CMAKE_ARGS}
+        stamp = {
+            "version": LLAMA_VERSION,
+            "CMAKE_ARGS": CMAKE_ARGS,
+            "platform": sysconfig.get_platform(),
+            "libc": "-".join(platform.libc_ver()),
+        }
         (building / STAMP).write_text(json.dumps(stamp, indent=1) + "\n")
         shutil.rmtree(folder, ignore_errors=True)
         building.rename(folder)
@@ -178,14 +201,25 @@ def cpu_flags() -> frozenset[str] | None:
 
 
 def problem(info: BuildInfo, flags: frozenset[str] | None) -> str | None:
-    """Why this build must not run here, or None when it may."""
+    """Why this build must not run here, with what to do about it; None when it may run."""
+    fix = f"rebuild it portably: {rebuild_command()}"
     if info.amx:
         used = ", ".join(sorted(n for n in info.features if n.startswith("AMX")))
-        return f"llama-cpp-python was built with AMX ({used}), which faults in many VMs"
+        return f"llama-cpp-python was built with AMX ({used}), which faults in many VMs; {fix}"
+    if not info.features and platform.machine() in ("x86_64", "AMD64"):
+        # A runtime-dispatch build loads its CPU backends later, one of them with AMX.
+        return f"llama-cpp-python reports no CPU features (a runtime-dispatch build?); {fix}"
     if flags is not None:
         missing = sorted(n for n in info.features if n in _NEEDS and _NEEDS[n] not in flags)
         if missing:
-            return f"llama-cpp-python was built for {', '.join(missing)}, which this CPU lacks"
+            why = f"llama-cpp-python was built for {', '.join(missing)}, which this CPU lacks"
+            if not {n for n in _V3 if n in _NEEDS and _NEEDS[n] not in flags}:
+                return f"{why}; {fix}"
+            # Older than x86-64-v3: the portable build would not run either.
+            return (
+                f"{why}, and so does ipychat's portable build (x86-64-v3); build it for this "
+                f"CPU: {native_command()}"
+            )
     return None
 
 
@@ -203,7 +237,7 @@ def read_build(python: str = sys.executable, timeout: float = 60.0) -> BuildInfo
 
         last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise ConfigError(
-            f"llama-cpp-python does not load ({last}); rebuild it: {rebuild_command()}"
+            f"llama-cpp-python does not load ({last}); rebuild it: {rebuild_command()} --rebuild"
         )
     return parse_system_info(result.stdout)
 
@@ -215,5 +249,5 @@ def check_build(python: str = sys.executable) -> BuildInfo:
     if why is not None:
         from ._errors import ConfigError
 
-        raise ConfigError(f"{why}; rebuild it portably: {rebuild_command()}")
+        raise ConfigError(why)
     return info

@@ -47,6 +47,7 @@ class TurnRun:
         self.approve = approve
         self.runner = runner or direct_runner
         self.max_rounds = max_rounds
+        self.round = 0
         self.acc = self._accumulator()
         self.extra: list[Message] = []  # earlier rounds: assistant tool_calls + tool results
         self.runs: list[ToolCall] = []
@@ -60,11 +61,22 @@ class TurnRun:
         self._base = list(request.body["messages"])  # the messages before any tool round
 
     def _accumulator(self) -> Accumulator:
-        request = self.request
-        if not (request.tool_tags and request.body.get("tools")):
+        """This round's accumulator. Where the server leaves tool calls as text (the local
+        GGUF template), it parses them out, with ids unique across the turn's rounds; and since
+        such a template offers whatever tools it is given and ignores tool_choice, a round that
+        may call none is sent none."""
+        request, body = self.request, self.request.body
+        if not request.tool_tags:
             return Accumulator()
-        names = frozenset(t.get("function", {}).get("name", "") for t in request.body["tools"])
-        return Accumulator(tool_tags=names)
+        if body.get("tool_choice") == "none":
+            body.pop("tools", None)
+            body.pop("tool_choice", None)
+        if not body.get("tools"):
+            return Accumulator()
+        names = frozenset(
+            t.get("function", {}).get("name", "") for t in body["tools"] if isinstance(t, dict)
+        )
+        return Accumulator(tool_tags=names, call_ids=f"call_{self.round}_")
 
     def _add_usage(self, usage: Usage | None) -> None:
         if usage is not None:
@@ -108,7 +120,6 @@ class TurnRun:
                 async for event in self._run_tools():
                     yield event
                 self._add_usage(self.acc.usage)
-                self.acc = self._accumulator()
                 self.in_tools = False
                 body = self.request.body
                 self.request.body = {**body, "messages": [*self._base, *self.extra]}
@@ -118,11 +129,8 @@ class TurnRun:
                     self.request.body["tool_choice"] = "auto"
                 if rounds == self.max_rounds:
                     self.request.body["tool_choice"] = "none"  # the last round must answer
-                    if self.request.tool_tags:
-                        # A template that offers tools as text ignores tool_choice: offer none.
-                        self.request.body.pop("tools", None)
-                        self.request.body.pop("tool_choice", None)
-                        self.acc = self._accumulator()
+                self.round = rounds
+                self.acc = self._accumulator()
             status = "complete"
             if self.request.stream and self.acc.finish_reason is None:
                 status, error = "incomplete", "the stream ended before the model finished"

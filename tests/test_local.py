@@ -296,8 +296,10 @@ def test_a_kernel_interrupt_leaves_the_server_answering() -> None:
     try:
         assert k.run("%load_ext ipychat\n%chat provider local", timeout=180).status == "ok"
         pid = int(k.value("__import__('ipychat.local').local._server.process.pid"))
-        msg_id = k.send("%%chat --max-tokens 400\nWrite a long story about a lighthouse.")
-        time.sleep(3.0)  # well into the answer
+        # Qwen's end tokens are banned, so the answer runs to its 400 tokens (about 20 s).
+        no_end = """-p 'logit_bias={"151643": -100, "151645": -100}'"""
+        msg_id = k.send(f"%%chat --max-tokens 400 {no_end}\nTell me about lighthouses.")
+        time.sleep(4.0)  # well into the answer
         k.interrupt()
         interrupted = k.collect(msg_id, timeout=60)
         assert "interrupted" in interrupted.text()
@@ -341,3 +343,20 @@ def test_a_server_killed_while_a_notebook_uses_it_is_said_in_one_line() -> None:
         assert "-m ipychat.local install" in line
     finally:
         k.stop()
+
+
+def test_an_unforced_tool_call_written_as_text_runs_the_tool(chat) -> None:
+    """Without a forced choice the server returns the model's call as text (the GGUF template
+    asks for <tool_call> tags; the 0.5B model writes a fenced JSON object); ipychat parses it."""
+    seen = []
+
+    def get_weather(city: str) -> dict:
+        """Current weather in a city."""
+        seen.append(city)
+        return {"city": city, "temperature_c": 21}
+
+    reply = chat.ask(
+        "What is the weather in Paris?", tools=[get_weather], max_tokens=80, max_rounds=1
+    )
+    assert seen and "paris" in seen[0].lower(), reply.content
+    assert [m["role"] for m in chat.messages] == ["user", "assistant", "tool", "assistant"]

@@ -40,9 +40,24 @@ def test_a_build_with_amx_is_refused() -> None:
 
 
 def test_a_build_for_instructions_the_cpu_lacks_is_refused() -> None:
+    avx512 = NATIVE.replace("AMX_INT8 = 1", "AMX_INT8 = 0")
+    why = build.problem(build.parse_system_info(avx512), V3_CPU)
+    assert why is not None and "AVX512" in why and "lacks" in why
+    assert why.endswith(f"rebuild it portably: {build.rebuild_command()}")
+
+
+def test_a_cpu_older_than_x86_64_v3_is_told_to_build_for_itself() -> None:
+    """The portable build needs AVX2 too: rebuilding it would not help, a native build does."""
     old_cpu = frozenset({"pni", "ssse3", "avx"})
     why = build.problem(build.parse_system_info(PORTABLE), old_cpu)
-    assert why is not None and "AVX2" in why and "lacks" in why
+    assert why is not None and "AVX2" in why and "x86-64-v3" in why
+    assert why.endswith(build.native_command()) and "GGML_NATIVE=ON" in why
+
+
+def test_a_build_that_reports_no_cpu_features_is_refused(monkeypatch) -> None:
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    why = build.problem(build.parse_system_info("CPU : LLAMAFILE = 0 | "), V3_CPU)
+    assert why is not None and "no CPU features" in why
 
 
 def test_the_portable_build_passes_on_an_x86_64_v3_cpu() -> None:
@@ -70,7 +85,9 @@ def test_a_library_that_does_not_load_is_one_line(tmp_path, monkeypatch) -> None
     fake.mkdir()
     (fake / "__init__.py").write_text("raise OSError('libllama.so: cannot open shared object')\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    with pytest.raises(ipychat.ConfigError, match=r"does not load .*libllama\.so.*install$"):
+    with pytest.raises(
+        ipychat.ConfigError, match=r"does not load .*libllama\.so.*install --rebuild$"
+    ):
         build.check_build()
 
 
@@ -86,6 +103,13 @@ def test_the_wheel_folder_is_keyed_by_version_and_flags(monkeypatch, tmp_path) -
     first = build.wheelhouse()
     assert first.is_relative_to(tmp_path) and build.LLAMA_VERSION in first.name
     monkeypatch.setattr(build, "CMAKE_ARGS", build.CMAKE_ARGS + " -DGGML_AVX512=ON")
+    assert build.wheelhouse() != first
+
+
+def test_the_wheel_folder_is_keyed_by_platform(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = build.wheelhouse()
+    monkeypatch.setattr("sysconfig.get_platform", lambda: "linux-aarch64")
     assert build.wheelhouse() != first
 
 
