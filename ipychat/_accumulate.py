@@ -1,168 +1,87 @@
-"""Deltas in, a Reply out: the pure half of streaming, shared by streamed and plain requests."""
+"""Deltas in, a Reply out: the pure half of streaming, shared by streamed and plain requests.
+
+Every provider's dialect is read here, in one place (SPEC §10 and what the recordings in
+../shared/fixtures/providers show): choices by their `index` (choice 0 is the answer), content
+as a string, a list of text/thinking parts or an object, reasoning as `reasoning_content`,
+`reasoning` or `reasoning_details`, `refusal`, tool-call arguments as text or as an object, and
+usage that arrives in pieces across chunks. A chunk of the wrong shape is a `StreamError` (the
+answer so far is kept as incomplete), never a TypeError from deep inside.
+"""
 
 from __future__ import annotations
 
 import json
-import re
+from dataclasses import dataclass
 from typing import Any
 
 from ._errors import StreamError
 from ._messages import Reply, Usage
+from ._tags import Piece, ThinkSplitter, ToolTagSplitter, bare_call
 
-__all__ = ["Accumulator", "ThinkSplitter", "ToolTagSplitter"]
-
-Piece = tuple[str, str]  # ("content" | "reasoning", text)
-
-
-class ThinkSplitter:
-    """Moves a leading `<think>…</think>` block of the content to the reasoning.
-
-    Models served raw (llama.cpp, vLLM without a reasoning parser, Ollama) stream their thinking
-    inside the content; the tags may be cut anywhere between deltas.
-    """
-
-    OPEN, CLOSE = "<think>", "</think>"
-
-    def __init__(self) -> None:
-        self._state = "start"
-        self._pending = ""
-
-    def feed(self, text: str) -> list[Piece]:
-        if self._state == "answer":
-            return [("content", text)] if text else []
-        buf = self._pending + text
-        self._pending = ""
-        if self._state == "start":
-            head = buf.lstrip()
-            if head.startswith(self.OPEN):
-                self._state = "think"
-                buf = head[len(self.OPEN) :].lstrip("\n")
-            elif self.OPEN.startswith(head):
-                self._pending = buf  # could still become the tag
-                return []
-            else:
-                self._state = "answer"
-                return [("content", buf)] if buf else []
-        end = buf.find(self.CLOSE)
-        if end >= 0:
-            self._state = "answer"
-            out: list[Piece] = []
-            if end:
-                out.append(("reasoning", buf[:end]))
-            rest = buf[end + len(self.CLOSE) :].lstrip("\n")
-            if rest:
-                out.append(("content", rest))
-            return out
-        keep = _partial_suffix(buf, self.CLOSE)
-        if keep:
-            self._pending = buf[-keep:]
-            buf = buf[:-keep]
-        return [("reasoning", buf)] if buf else []
-
-    def flush(self) -> list[Piece]:
-        text, self._pending = self._pending, ""
-        if not text:
-            return []
-        return [("reasoning" if self._state == "think" else "content", text)]
+__all__ = ["Accumulator", "Choice", "Piece"]
 
 
-class ToolTagSplitter:
-    """Takes `<tool_call>{"name": …, "arguments": …}</tool_call>` blocks out of the content.
+@dataclass
+class Choice:
+    """One of several answers to a request with `n` > 1."""
 
-    A GGUF's own chat template (Qwen, Hermes and others) offers the tools in the prompt and the
-    model answers with such blocks as plain text; llama-cpp-python passes them on as content.
-    Text around them is content as usual; a block whose JSON does not parse stays visible.
-    """
-
-    OPEN, CLOSE = "<tool_call>", "</tool_call>"
-
-    def __init__(self, prefix: str = "call_") -> None:
-        self.prefix = prefix  # ids are prefix + a count; a turn gives each round its own
-        self.calls: list[dict[str, Any]] = []
-        self._count = 0
-        self._inside = False
-        self._pending = ""
-
-    def feed(self, text: str) -> str:
-        """The content to show of `text`; completed calls are appended to `calls`."""
-        buf = self._pending + text
-        self._pending = ""
-        out: list[str] = []
-        while buf:
-            if not self._inside:
-                start = buf.find(self.OPEN)
-                if start < 0:
-                    keep = _partial_suffix(buf, self.OPEN)
-                    if keep:
-                        self._pending = buf[-keep:]
-                        buf = buf[:-keep]
-                    out.append(buf)
-                    break
-                out.append(buf[:start])
-                buf = buf[start + len(self.OPEN) :]
-                self._inside = True
-            else:
-                end = buf.find(self.CLOSE)
-                if end < 0:
-                    self._pending = buf  # a call is never shown half-written
-                    break
-                out.append(self._take(buf[:end]))
-                buf = buf[end + len(self.CLOSE) :]
-                self._inside = False
-        return "".join(out)
-
-    def flush(self) -> str:
-        """The end of the stream: an unclosed block is still a call if its JSON is whole."""
-        text, self._pending = self._pending, ""
-        if self._inside:
-            self._inside = False
-            return self._take(text, closed=False)
-        return text
-
-    def _take(self, body: str, *, closed: bool = True) -> str:
-        call = _call_from_json(body, f"{self.prefix}{self._count}")
-        if call is None:
-            return self.OPEN + body + (self.CLOSE if closed else "")
-        self.calls.append(call)
-        self._count += 1
-        return ""
+    index: int
+    content: str = ""
+    finish_reason: str | None = None
 
 
-def _call_from_json(text: str, call_id: str) -> dict[str, Any] | None:
-    """`{"name": …, "arguments": {…}}` as an OpenAI tool call, or None."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    if not (isinstance(data, dict) and isinstance(data.get("name"), str) and data["name"]):
-        return None
-    arguments = data.get("arguments", data.get("parameters", {}))
-    if not isinstance(arguments, str):
-        arguments = json.dumps(arguments, ensure_ascii=False)
-    function = {"name": data["name"], "arguments": arguments}
-    return {"id": call_id, "type": "function", "function": function}
+def _shape(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
 
 
-_BARE = re.compile(r"\s*(?:```(?:json)?\s*)?(\{.*\})\s*(?:```)?\s*", re.DOTALL)
+def _malformed(what: str, value: Any) -> StreamError:
+    return StreamError(f"the provider sent a malformed chunk: {what} is {_shape(value)}")
 
 
-def bare_call(text: str, names: frozenset[str], prefix: str = "call_") -> dict[str, Any] | None:
-    """An answer that is nothing but one call of an offered tool, as JSON (fenced or not)."""
-    match = _BARE.fullmatch(text)
-    if match is None:
-        return None
-    call = _call_from_json(match.group(1), f"{prefix}0")
-    if call is None or call["function"]["name"] not in names:
-        return None
-    return call
+def content_parts(content: Any) -> tuple[str, str]:
+    """(answer, thinking) of a message's content in the shapes providers send: a string; a list
+    of parts, text and (Mistral's Magistral) thinking; an object (Cloudflare's structured
+    output), shown as its JSON."""
+    if content is None or isinstance(content, str):
+        return content or "", ""
+    if isinstance(content, dict):
+        return json.dumps(content, ensure_ascii=False), ""
+    if not isinstance(content, list):
+        raise _malformed("content", content)
+    answer: list[str] = []
+    thinking: list[str] = []
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind == "text" and isinstance(part.get("text"), str):
+            answer.append(part["text"])
+        elif kind == "thinking":
+            inner = part.get("thinking")
+            if isinstance(inner, str):
+                thinking.append(inner)
+            elif isinstance(inner, list):
+                thinking.extend(
+                    p["text"]
+                    for p in inner
+                    if isinstance(p, dict) and isinstance(p.get("text"), str)
+                )
+    return "".join(answer), "".join(thinking)
 
 
-def _partial_suffix(text: str, tag: str) -> int:
-    """Length of the longest end of `text` that is a proper start of `tag`."""
-    for size in range(min(len(tag) - 1, len(text)), 0, -1):
-        if text.endswith(tag[:size]):
-            return size
-    return 0
+def _reasoning(delta: dict[str, Any]) -> str:
+    for name in ("reasoning_content", "reasoning"):
+        value = delta.get(name)
+        if isinstance(value, str) and value:
+            return value
+    # OpenRouter sends `reasoning` and the same text again in `reasoning_details`; Snowflake only
+    # the details.
+    details = delta.get("reasoning_details")
+    if isinstance(details, list):
+        return "".join(
+            d["text"] for d in details if isinstance(d, dict) and isinstance(d.get("text"), str)
+        )
+    return ""
 
 
 class Accumulator:
@@ -172,12 +91,18 @@ class Accumulator:
     def __init__(self, *, tool_tags: frozenset[str] | None = None, call_ids: str = "call_") -> None:
         self.content: list[str] = []
         self.reasoning: list[str] = []
+        self.refusal: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
         self.usage: Usage | None = None
         self.model: str | None = None
         self.finish_reason: str | None = None
         self.id: str | None = None
+        self.done = False  # the stream said [DONE]
         self.deltas = 0  # chunks that carried text: a token count when usage is missing
+        self.others: dict[int, Choice] = {}  # choices other than 0, when n > 1
+        self._usage: dict[str, Any] = {}  # usage as merged from every chunk that carried some
+        self._meta: dict[str, Any] | None = None
+        self._call_ids = call_ids  # the prefix of ids made up for calls that came without one
         self._think = ThinkSplitter()
         # The offered tools' names, where calls arrive as text (see ToolTagSplitter).
         self._tags = ToolTagSplitter(call_ids) if tool_tags is not None else None
@@ -185,12 +110,18 @@ class Accumulator:
 
     @property
     def started(self) -> bool:
-        return bool(self.content or self.reasoning or self.tool_calls)
+        return bool(self.content or self.reasoning or self.tool_calls or self.refusal)
 
-    def feed(self, chunk: dict[str, Any]) -> list[Piece]:
+    @property
+    def complete(self) -> bool:
+        """[DONE] or a finish_reason: whatever happens to the connection after it, the answer
+        is whole (Snowflake never sends a finish_reason)."""
+        return self.done or self.finish_reason is not None
+
+    def feed(self, chunk: Any) -> list[Piece]:
         return self._feed(chunk)
 
-    def feed_many(self, chunks: list[dict[str, Any]]) -> list[Piece]:
+    def feed_many(self, chunks: list[Any]) -> list[Piece]:
         """Several chunks at once, pieces of the same kind joined: what a stream delivers in one
         network read is shown as one update."""
         out: list[Piece] = []
@@ -198,21 +129,21 @@ class Accumulator:
         fast = self._fast()
         run: list[str] = []  # content pieces not yet in `out`
         for chunk in chunks:
-            if fast and "usage" not in chunk and "error" not in chunk and "meta" not in chunk:
+            if fast and chunk.__class__ is dict and "usage" not in chunk and "error" not in chunk:
                 # By far most chunks carry only a piece of the answer: take it directly.
                 choices = chunk.get("choices")
-                if choices and len(choices) == 1:
+                if choices.__class__ is list and len(choices) == 1:
                     choice = choices[0]
-                    delta = choice.get("delta")
+                    delta = choice.get("delta") if choice.__class__ is dict else None
                     if (
-                        delta
+                        delta.__class__ is dict
+                        and len(delta) <= 2
+                        and choice.get("index", 0) == 0
                         and choice.get("finish_reason") is None
-                        and not delta.get("tool_calls")
-                        and not delta.get("reasoning_content")
-                        and not delta.get("reasoning")
+                        and "meta" not in chunk
                     ):
                         text = delta.get("content")
-                        if text.__class__ is str:
+                        if text.__class__ is str and (len(delta) == 1 or "role" in delta):
                             if text:
                                 content.append(text)
                                 run.append(text)
@@ -252,39 +183,84 @@ class Accumulator:
             self._add_tool_calls([{**call, "index": len(self.tool_calls)}])
         self._tags.calls = []
 
-    def _feed(self, chunk: dict[str, Any]) -> list[Piece]:
+    def _feed(self, chunk: Any) -> list[Piece]:
+        if not isinstance(chunk, dict):
+            raise _malformed("an event", chunk)
         error = chunk.get("error")
         if error:
             raise StreamError(f"the provider sent an error mid-stream: {_error_text(error)}")
-        if self.model is None:
-            self.model = chunk.get("model")
-            self.id = chunk.get("id")
-        if chunk.get("usage") or chunk.get("meta"):
-            usage = Usage.from_api(chunk.get("usage"), chunk.get("meta"))
-            if usage is not None:
-                self.usage = usage
+        model = chunk.get("model")
+        if self.model is None and isinstance(model, str) and model:  # Azure's first is ""
+            self.model = model
+        if self.id is None and isinstance(chunk.get("id"), str) and chunk["id"]:
+            self.id = chunk["id"]
+        usage, meta = chunk.get("usage"), chunk.get("meta")
+        if isinstance(usage, dict) or isinstance(meta, dict):
+            if isinstance(usage, dict):
+                self._usage.update({k: v for k, v in usage.items() if v is not None})
+            if isinstance(meta, dict):
+                self._meta = meta
+            self.usage = Usage.from_api(self._usage, self._meta)
         choices = chunk.get("choices")
-        if not choices:
+        if choices is None:
             return []  # e.g. the usage-only final chunk
-        choice = choices[0]
-        delta = choice.get("delta") or choice.get("message") or {}
+        if not isinstance(choices, list):
+            raise _malformed("choices", choices)
         out: list[Piece] = []
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if isinstance(reasoning, str) and reasoning:
+        for choice in choices:
+            if not isinstance(choice, dict):
+                raise _malformed("a choice", choice)
+            index = choice.get("index", 0)
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise _malformed("a choice's index", index)
+            delta = choice.get("delta")
+            if delta is None:
+                delta = choice.get("message")
+            if delta is None:
+                delta = {}
+            if not isinstance(delta, dict):
+                raise _malformed("a delta", delta)
+            finish = choice.get("finish_reason")
+            if index != 0:
+                other = self.others.setdefault(index, Choice(index))
+                other.content += content_parts(delta.get("content"))[0]
+                if isinstance(finish, str) and finish:
+                    other.finish_reason = finish
+                continue
+            out.extend(self._choice(delta))
+            if isinstance(finish, str) and finish:
+                self.finish_reason = finish
+        return out
+
+    def _choice(self, delta: dict[str, Any]) -> list[Piece]:
+        out: list[Piece] = []
+        reasoning = _reasoning(delta)
+        if reasoning:
             self.reasoning.append(reasoning)
             out.append(("reasoning", reasoning))
-        text = delta.get("content")
-        if isinstance(text, str) and text:
-            for kind, piece in self._content(text):
+        text, thinking = content_parts(delta.get("content"))
+        if thinking:
+            self.reasoning.append(thinking)
+            out.append(("reasoning", thinking))
+        if text:
+            if isinstance(delta.get("content"), dict):
+                pieces: list[Piece] = [("content", text)]  # JSON, not markup to look into
+            else:
+                pieces = self._content(text)
+            for kind, piece in pieces:
                 (self.content if kind == "content" else self.reasoning).append(piece)
                 out.append((kind, piece))
-        if reasoning or text:
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            self.refusal.append(refusal)
+            out.append(("content", refusal))  # shown where the answer goes
+        if reasoning or text or thinking or refusal:
             self.deltas += 1
         calls = delta.get("tool_calls")
-        if calls:
+        if calls is not None:
+            if not isinstance(calls, list):
+                raise _malformed("tool_calls", calls)
             self._add_tool_calls(calls)
-        if choice.get("finish_reason"):
-            self.finish_reason = choice["finish_reason"]
         return out
 
     def flush(self) -> list[Piece]:
@@ -309,30 +285,55 @@ class Accumulator:
             (self.content if kind == "content" else self.reasoning).append(piece)
         return out
 
-    def _add_tool_calls(self, calls: list[dict[str, Any]]) -> None:
+    def _add_tool_calls(self, calls: list[Any]) -> None:
         for position, call in enumerate(calls):
+            if not isinstance(call, dict):
+                raise _malformed("a tool call", call)
             index = call.get("index", position)
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise _malformed("a tool call's index", index)
             slot = self.tool_calls.setdefault(
                 index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
             )
-            if call.get("id"):
+            if isinstance(call.get("id"), str) and call["id"]:
                 slot["id"] = call["id"]
             function = call.get("function") or {}
-            if function.get("name") and not slot["function"]["name"]:
-                slot["function"]["name"] = function["name"]  # llama-cpp-python repeats it
-            if function.get("arguments"):
-                slot["function"]["arguments"] += function["arguments"]
+            if not isinstance(function, dict):
+                raise _malformed("a tool call's function", function)
+            name = function.get("name")
+            if isinstance(name, str) and name and not slot["function"]["name"]:
+                slot["function"]["name"] = name  # llama-cpp-python repeats it
+            arguments = function.get("arguments")
+            if isinstance(arguments, (dict, list)):
+                arguments = json.dumps(arguments, ensure_ascii=False)  # sent as an object
+            if isinstance(arguments, str):
+                slot["function"]["arguments"] += arguments
+            elif arguments is not None:
+                raise _malformed("a tool call's arguments", arguments)
 
     def reply(self, **extra: Any) -> Reply:
+        content, reasoning = "".join(self.content), "".join(self.reasoning)
+        if "</think>" in content and "<think>" not in content:
+            # The template opened the block (Qwen3, DeepSeek-R1 distills): only its end shows.
+            thought, _, content = content.partition("</think>")
+            reasoning, content = reasoning + thought, content.lstrip("\n")
+        calls = [self.tool_calls[i] for i in sorted(self.tool_calls)]
+        for number, call in enumerate(calls):
+            if not call["id"]:
+                call["id"] = f"{self._call_ids}{number}"  # Gemini sends ""
+        choices = [Choice(0, content, self.finish_reason)]
+        choices += [self.others[i] for i in sorted(self.others)]
         return Reply(
-            content="".join(self.content),
-            reasoning="".join(self.reasoning),
+            content=content,
+            reasoning=reasoning,
+            refusal="".join(self.refusal) or None,
             model=self.model,
             finish_reason=self.finish_reason,
             usage=self.usage,
-            tool_calls=[self.tool_calls[i] for i in sorted(self.tool_calls)],
+            tool_calls=calls,
             id=self.id,
             deltas=self.deltas,
+            choices=choices,
             **extra,
         )
 

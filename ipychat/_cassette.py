@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from ._client import STREAM_DONE
 from ._errors import APIStatusError, CassetteError, redact, status_error
 
 __all__ = ["MODES", "Cassette", "active_cassette", "request_key"]
@@ -66,15 +67,19 @@ class Cassette:
             for chunk in entry["chunks"]:
                 yield [chunk]
                 await asyncio.sleep(0)  # let the view breathe, as a real stream would
+            if entry.get("done"):
+                yield STREAM_DONE
             return
         if self.mode == "replay":
             await live.aclose()  # type: ignore[attr-defined]
             raise CassetteError(self._missing(body))
         chunks: list[Any] = []
+        done = False
         try:
             async for batch in live:
                 if isinstance(batch, list):
                     chunks.extend(batch)
+                done = done or batch is STREAM_DONE
                 yield batch
         except APIStatusError as error:
             # A refusal of the request itself replays; a bad key, a rate limit or an outage
@@ -83,7 +88,7 @@ class Cassette:
                 scrubbed = json.loads(redact(json.dumps(error.body, default=str)))
                 self._save(key, body, {"error": {"status": error.status_code, "body": scrubbed}})
             raise
-        self._save(key, body, {"chunks": chunks})
+        self._save(key, body, {"chunks": chunks, **({"done": True} if done else {})})
 
     def _save(self, key: str, body: dict[str, Any], response: dict[str, Any]) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ stream from a different loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import email.utils
 import functools
@@ -32,7 +33,16 @@ from ._sse import SSEDecoder
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Request", "RetryNotice", "RetryPolicy", "Timeouts", "get_client", "iter_chunks"]
+__all__ = [
+    "STREAM_DONE",
+    "Request",
+    "RetryNotice",
+    "RetryPolicy",
+    "StreamDone",
+    "Timeouts",
+    "get_client",
+    "iter_chunks",
+]
 
 USER_AGENT = "ipychat/0.1"
 
@@ -129,6 +139,17 @@ def retry_after(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+class StreamDone:
+    """Yielded by `iter_chunks` when the stream said `[DONE]`: the answer is whole, even
+    without a finish_reason (Snowflake), and nothing after it is read."""
+
+    def __repr__(self) -> str:
+        return "STREAM_DONE"
+
+
+STREAM_DONE = StreamDone()
+
+
 @dataclass(frozen=True)
 class RetryNotice:
     """Yielded by `iter_chunks` before it waits to try again."""
@@ -147,21 +168,24 @@ async def iter_chunks(
     request: Request,
     policy: RetryPolicy = RetryPolicy(),
     client: httpx.AsyncClient | None = None,
-) -> AsyncIterator[list[dict[str, Any]] | RetryNotice]:
+) -> AsyncIterator[list[dict[str, Any]] | RetryNotice | StreamDone]:
     """Yield lists of response chunks, one list per network read (a plain response is one
-    chunk). Failures before the first chunk are retried per `policy`, each wait announced by a
-    `RetryNotice`; once a chunk has been yielded nothing is retried."""
+    chunk), then STREAM_DONE if the stream said so. Failures before the first chunk are retried
+    per `policy`, each wait announced by a `RetryNotice`; once a chunk has been yielded nothing
+    is retried."""
     client = client or get_client()
     waited = 0.0
     attempt = 0
     while True:
         started = False
         try:
-            async for batch in _attempt(client, request):
-                # A role-only first chunk is not a token: a long silence after it (a reasoning
-                # model thinking) that ends in a dropped connection is still retried.
-                started = started or _carries_answer(batch)
-                yield batch
+            async with contextlib.aclosing(_attempt(client, request)) as attempt_chunks:
+                async for batch in attempt_chunks:
+                    # A role-only first chunk is not a token: a long silence after it (a
+                    # reasoning model thinking) that ends in a dropped connection is still
+                    # retried.
+                    started = started or (batch is not STREAM_DONE and _carries_answer(batch))
+                    yield batch
             return
         except EmptyStream:
             # llama-cpp-python (and others) answer a request that fails once streaming has
@@ -198,6 +222,34 @@ async def _diagnosis(diagnose: Callable[[], ChatError | None]) -> ChatError | No
     return None
 
 
+AFTER_DONE = 0.25  # seconds to read the rest of a body after [DONE], for the connection's reuse
+
+
+async def _drain(reads: AsyncIterator[bytes]) -> None:
+    async for _ in reads:
+        pass
+
+
+def _says_something(batch: list[Any]) -> bool:
+    for chunk in batch:
+        if not isinstance(chunk, dict) or chunk.get("error") or chunk.get("usage"):
+            return True  # a malformed chunk is for the accumulator to name
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            return True
+        for choice in choices:
+            delta = (
+                (choice.get("delta") or choice.get("message")) if isinstance(choice, dict) else 1
+            )
+            if not isinstance(delta, dict) or any(
+                delta.get(k)
+                for k in ("content", "reasoning_content", "reasoning", "tool_calls", "refusal",
+                          "reasoning_details")
+            ):  # fmt: skip
+                return True
+    return False
+
+
 def _carries_answer(batch: list[dict[str, Any]]) -> bool:
     for chunk in batch:
         if chunk.get("error") or chunk.get("usage"):
@@ -219,7 +271,7 @@ def _retry_reason(error: Exception) -> str:
 
 async def _attempt(
     client: httpx.AsyncClient, request: Request
-) -> AsyncIterator[list[dict[str, Any]]]:
+) -> AsyncIterator[list[dict[str, Any]] | StreamDone]:
     import httpx
 
     timeout = _httpx_timeout(request.timeouts)
@@ -237,8 +289,9 @@ async def _attempt(
                 # Some servers ignore "stream": true and answer with one JSON document.
                 yield [_parse_json(await response.aread())]
                 return
-            async for batch in _sse_chunks(response, ctype):
-                yield batch
+            async with contextlib.aclosing(_sse_chunks(response, ctype)) as batches:
+                async for batch in batches:
+                    yield batch
     except httpx.TimeoutException as error:
         what = "connecting" if isinstance(error, httpx.ConnectTimeout) else "waiting for data"
         raise APITimeoutError(f"timed out {what} from {_origin(request.url)}") from None
@@ -259,17 +312,21 @@ class EmptyStream(StreamError):
     """200 with an event stream that carried no bytes at all."""
 
 
-async def _sse_chunks(response: httpx.Response, ctype: str) -> AsyncIterator[list[dict[str, Any]]]:
+async def _sse_chunks(
+    response: httpx.Response, ctype: str
+) -> AsyncIterator[list[dict[str, Any]] | StreamDone]:
     """The chunks of each network read, as one list: a fast stream costs one trip through the
     generators, and one call of the JSON parser, per read instead of per event."""
     decoder = SSEDecoder()
     done = False
     seen_any = False
+    said = False  # a chunk carried an answer, usage or an error
     received = 0
-    async for raw in response.aiter_bytes():
+    reads = response.aiter_bytes()
+    async for raw in reads:
+        if not received and raw[:3] == b"\xef\xbb\xbf":
+            raw = raw[3:]  # a UTF-8 byte order mark, which WHATWG's decoder drops
         received += len(raw)
-        if done:
-            continue  # read to the end, so the connection goes back to the pool
         datas = decoder.feed_data(raw)
         if not datas:
             if not seen_any and raw.lstrip()[:1] == b"<" and "event-stream" not in ctype:
@@ -283,18 +340,35 @@ async def _sse_chunks(response: httpx.Response, ctype: str) -> AsyncIterator[lis
             datas = datas[: datas.index(DONE)]
             done = True
         if datas:
-            yield load_batch(datas)
-    if done:
-        return
-    datas = [event.data.encode() for event in decoder.flush()]
-    if datas:
-        seen_any = True
-        if DONE in datas:
-            datas = datas[: datas.index(DONE)]
+            batch = load_batch(datas)
+            said = said or _says_something(batch)
+            yield batch
+        if done:
+            # Nothing after [DONE] counts: not a stall, not a drop, not an error. What follows
+            # at once (the body's end) is read, so the connection goes back to the pool.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(_drain(reads), AFTER_DONE)
+            break
+    if not done:
+        datas = [event.data.encode() for event in decoder.flush()]
         if datas:
-            yield load_batch(datas)
+            seen_any = True
+            if DONE in datas:
+                datas = datas[: datas.index(DONE)]
+                done = True
+            if datas:
+                batch = load_batch(datas)
+                said = said or _says_something(batch)
+                yield batch
     if not received:
         raise EmptyStream("the server sent an empty stream")
+    if seen_any and not said:
+        # Only a role and a finish: what a gateway makes of a server whose stream failed
+        # before its first token (LiteLLM over llama-cpp-python); the plain request says why.
+        raise EmptyStream("the server sent a stream with no answer in it")
+    if done:
+        yield STREAM_DONE
+        return
     if not seen_any:
         raise StreamError(
             f"the server answered 200 with {ctype or 'no content type'} and no events; "

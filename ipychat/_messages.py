@@ -53,6 +53,17 @@ def _num(value: Any) -> float | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _money(value: Any) -> float | None:
+    """A cost as a number or as a numeric string (a gateway documents it as a string)."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if number == number and abs(number) != float("inf") else None
+    return _num(value)
+
+
 def _int(value: Any) -> int:
     number = _num(value)
     return int(number) if number is not None else 0
@@ -82,11 +93,11 @@ class Usage:
         reasoning = 0
         if isinstance(completion_details, dict):
             reasoning = _int(completion_details.get("reasoning_tokens"))
-        cost = _num(usage.get("cost"))
+        cost = _money(usage.get("cost"))
         if cost is None and isinstance(meta, dict):
             meta_usage = meta.get("usage")
             if isinstance(meta_usage, dict):
-                cost = _num(meta_usage.get("usd_spent"))
+                cost = _money(meta_usage.get("usd_spent"))
         prompt = _int(usage.get("prompt_tokens"))
         completion = _int(usage.get("completion_tokens"))
         total = _int(usage.get("total_tokens")) or prompt + completion
@@ -125,6 +136,7 @@ class Usage:
 
 
 Status = Literal["complete", "incomplete", "interrupted"]
+MIN_RATE_SPAN = 0.05  # seconds; less than that between first and last token is no measurement
 
 
 @dataclass
@@ -146,6 +158,8 @@ class Reply:
     id: str | None = None
     deltas: int = 0  # streamed chunks with text; stands in for tokens when usage is missing
     tool_runs: list[Any] = field(default_factory=list)  # ToolCall records of calls ipychat ran
+    refusal: str | None = None  # the model declined (OpenAI's `refusal`), shown as the answer
+    choices: list[Any] = field(default_factory=list)  # every choice when n > 1; 0 is `content`
 
     @property
     def cost(self) -> float | None:
@@ -161,15 +175,18 @@ class Reply:
 
     @property
     def tokens_per_second(self) -> float | None:
+        """Tokens after the first, over the time they took; None when there is nothing to
+        measure (a plain answer, or a stream that arrived in one read)."""
         tokens = (self.usage.completion_tokens if self.usage else 0) or self.deltas
-        if not tokens or self.elapsed is None or self.ttft is None:
+        if tokens < 2 or self.elapsed is None or self.ttft is None:
             return None
         span = self.elapsed - self.ttft
-        return tokens / span if span > 0 else None
+        return tokens / span if span >= MIN_RATE_SPAN else None
 
     def message(self) -> Message:
         """The assistant message this reply adds to a thread."""
-        msg: Message = {"role": "assistant", "content": self.content}
+        # A refusal is what the model said: the thread keeps it as its answer.
+        msg: Message = {"role": "assistant", "content": self.content or self.refusal or ""}
         if self.tool_calls:
             msg["tool_calls"] = self.tool_calls
             if self.reasoning:

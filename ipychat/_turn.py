@@ -8,12 +8,14 @@ then `tool` messages), with `reasoning_content` on the assistant messages that m
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from ._accumulate import Accumulator
-from ._client import Request, RetryNotice, iter_chunks
+from ._client import STREAM_DONE, Request, RetryNotice, iter_chunks
 from ._errors import APIConnectionError, ChatError, ConfigError, StreamError
 from ._messages import Event, Message, Reply, Usage, parse_json_reply
 from ._tools import Approver, Runner, Tool, ToolCall, direct_runner, run_call
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["TurnRun"]
 
 MAX_ROUNDS = 8
+AFTER_FINISH = 5.0  # seconds to wait for a trailing usage chunk once the answer has finished
 
 
 class TurnRun:
@@ -66,17 +69,18 @@ class TurnRun:
         such a template offers whatever tools it is given and ignores tool_choice, a round that
         may call none is sent none."""
         request, body = self.request, self.request.body
+        ids = f"call_{self.round}_"
         if not request.tool_tags:
-            return Accumulator()
+            return Accumulator(call_ids=ids)
         if body.get("tool_choice") == "none":
             body.pop("tools", None)
             body.pop("tool_choice", None)
         if not body.get("tools"):
-            return Accumulator()
+            return Accumulator(call_ids=ids)
         names = frozenset(
             t.get("function", {}).get("name", "") for t in body["tools"] if isinstance(t, dict)
         )
-        return Accumulator(tool_tags=names, call_ids=f"call_{self.round}_")
+        return Accumulator(tool_tags=names, call_ids=ids)
 
     def _add_usage(self, usage: Usage | None) -> None:
         if usage is not None:
@@ -132,7 +136,7 @@ class TurnRun:
                 self.round = rounds
                 self.acc = self._accumulator()
             status = "complete"
-            if self.request.stream and self.acc.finish_reason is None:
+            if self.request.stream and not self.acc.complete:
                 status, error = "incomplete", "the stream ended before the model finished"
         except (StreamError, APIConnectionError) as exc:
             if not self.started:
@@ -155,22 +159,42 @@ class TurnRun:
             source = cassette.play(self.request.body, source)
         acc, timing, start = self.acc, self.timing, self.start
         feed_many = acc.feed_many
-        async for batch in source:
-            if type(batch) is RetryNotice:
-                yield Event("retry", batch.text, delay=batch.delay)
-                continue
-            pieces = feed_many(batch)  # one event per kind and network read
-            if not pieces:
-                continue
-            now = time.perf_counter() - start
-            timing.setdefault("first", now)
-            for kind, text in pieces:
-                if kind == "reasoning":
-                    timing.setdefault("first_reasoning", now)
-                    timing["last_reasoning"] = now
-                else:
-                    timing.setdefault("answer", now)
-                yield Event(kind, text)  # type: ignore[arg-type]
+        # Closed as soon as this round ends, however it ends (an error event, a cancel, the
+        # consumer gone): the connection goes back at once, not when the generator is collected.
+        async with contextlib.aclosing(source) as chunks:
+            stream = aiter(chunks)
+            while True:
+                try:
+                    if acc.finish_reason is None:
+                        batch = await anext(stream)
+                    else:
+                        # After the finish only usage may follow: a stall there is no reason
+                        # to keep the user waiting for the read timeout.
+                        batch = await asyncio.wait_for(anext(stream), AFTER_FINISH)
+                except StopAsyncIteration:
+                    break
+                except (APIConnectionError, asyncio.TimeoutError):
+                    if not acc.complete:
+                        raise
+                    break  # whatever happens to the connection after the end changes nothing
+                if batch is STREAM_DONE:
+                    acc.done = True
+                    continue
+                if type(batch) is RetryNotice:
+                    yield Event("retry", batch.text, delay=batch.delay)
+                    continue
+                pieces = feed_many(batch)  # one event per kind and network read
+                if not pieces:
+                    continue
+                now = time.perf_counter() - start
+                timing.setdefault("first", now)
+                for kind, text in pieces:
+                    if kind == "reasoning":
+                        timing.setdefault("first_reasoning", now)
+                        timing["last_reasoning"] = now
+                    else:
+                        timing.setdefault("answer", now)
+                    yield Event(kind, text)  # type: ignore[arg-type]
         for kind, text in acc.flush():
             yield Event(kind, text)  # type: ignore[arg-type]
 

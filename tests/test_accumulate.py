@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ipychat import StreamError
-from ipychat._accumulate import Accumulator, ThinkSplitter
+from ipychat._accumulate import Accumulator
+from ipychat._tags import ThinkSplitter
 from tests.fakeprovider import chunk
 
 

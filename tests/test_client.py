@@ -8,7 +8,7 @@ import time
 import pytest
 
 import ipychat
-from ipychat._client import Request, RetryNotice, RetryPolicy, iter_chunks, retry_after
+from ipychat._client import STREAM_DONE, Request, RetryNotice, RetryPolicy, iter_chunks, retry_after
 from tests.fakeprovider import Script, chunk, completion, error, event, raw_sse, sse
 
 FAST = RetryPolicy(retries=3, base=0.01, max_delay=0.05)
@@ -21,7 +21,8 @@ def collect(fake, body=None, policy=FAST) -> list:
         out = []
         request = Request(f"{fake.url}/chat/completions", body)
         async for batch in iter_chunks(request, policy):
-            out.extend(batch if isinstance(batch, list) else [batch])
+            if batch is not STREAM_DONE:
+                out.extend(batch if isinstance(batch, list) else [batch])
         return out
 
     return asyncio.run(run())
@@ -155,7 +156,8 @@ def test_silence_after_a_role_only_chunk_is_retried(fake) -> None:
     async def run() -> list:
         out = []
         async for batch in iter_chunks(request, FAST):
-            out.extend(batch if isinstance(batch, list) else [batch])
+            if batch is not STREAM_DONE:
+                out.extend(batch if isinstance(batch, list) else [batch])
         return out
 
     chunks = asyncio.run(run())
