@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ._cassette import Cassette, active_cassette
-from ._client import Request, RetryPolicy, Timeouts
+from ._client import Limits, Request, RetryPolicy, Timeouts
 from ._errors import ConfigError
 from ._messages import Event, Message, Reply, Turn, estimate_tokens, wire_message
 from ._settings import Settings, resolve
@@ -48,6 +48,7 @@ class Chat:
         self.turns: list[Turn] = []
         self.retry = RetryPolicy()
         self.timeouts = Timeouts()
+        self.limits = Limits()
         self.cassette: Cassette | None = None  # else the kernel's (%chat record / replay)
         self.context_budget: int | None = None  # estimated tokens of history sent; None: all
         self.left_out = 0  # turns the last request left out to fit the budget
@@ -136,7 +137,8 @@ class Chat:
             for turn in kept:
                 messages.extend(turn.messages)
         messages.append(user)
-        messages = [wire_message(m) for m in messages]
+        echo = settings.preset is not None and settings.preset.reasoning_echo
+        messages = [wire_message(m, echo) for m in messages]
         body = {"model": settings.model, "messages": messages, **self.params, **params}
         body = {k: v for k, v in body.items() if v is not None}
         body.setdefault("stream", True)
@@ -156,7 +158,14 @@ class Chat:
             base_url, diagnose = server.base_url, server.diagnose
         key = settings.api_key.get() if settings.api_key else None
         request = Request(
-            f"{base_url}/chat/completions", body, key, self.timeouts, diagnose, tool_tags
+            f"{base_url}/chat/completions",
+            body,
+            key,
+            self.timeouts,
+            self.limits,
+            diagnose=diagnose,
+            tool_tags=tool_tags,
+            reasoning_echo=echo,
         )
         return request, user, cut, settings
 

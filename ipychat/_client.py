@@ -13,6 +13,7 @@ import dataclasses
 import email.utils
 import functools
 import json
+import logging
 import random
 import time
 import weakref
@@ -26,15 +27,18 @@ from ._errors import (
     APITimeoutError,
     ChatError,
     StreamError,
+    clip,
+    redact,
     status_error,
 )
-from ._sse import SSEDecoder
+from ._sse import EventTooLarge, SSEDecoder
 
 if TYPE_CHECKING:
     import httpx
 
 __all__ = [
     "STREAM_DONE",
+    "Limits",
     "Request",
     "RetryNotice",
     "RetryPolicy",
@@ -52,6 +56,15 @@ class Timeouts:
     connect: float = 10.0
     read: float = 120.0  # the longest wait for the next chunk; reasoning models pause long
     write: float = 30.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much of what a server sends is read: nothing it sends is unbounded. Each limit, when
+    passed, is one line that names it (set `Chat.limits` to change them)."""
+
+    event_bytes: int = 8 << 20  # one SSE event, or a whole plain (non-streamed) answer
+    error_bytes: int = 64 << 10  # an error body, as sent and once decompressed
 
 
 @dataclass(frozen=True)
@@ -82,8 +95,10 @@ class Request:
     body: dict[str, Any]
     key: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    limits: Limits = field(default_factory=Limits)
     diagnose: Callable[[], ChatError | None] | None = field(default=None, compare=False)
     tool_tags: bool = False
+    reasoning_echo: bool = False  # the provider wants tool calls' reasoning back (wire_message)
 
     @property
     def stream(self) -> bool:
@@ -111,9 +126,37 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient
 )
 
 
+class _Redacting(logging.Filter):
+    """httpx and httpcore log headers at DEBUG (a proxy that echoes the key in a response
+    header would put it in the log): every record from them is scrubbed of keys."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+_LOGGERS = ("httpx", "httpcore", "httpcore.http11", "httpcore.http2", "httpcore.connection",
+            "httpcore.proxy")  # fmt: skip
+_filter = _Redacting()
+
+
+def _guard_logs() -> None:
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        if _filter not in logger.filters:
+            logger.addFilter(_filter)
+
+
 def get_client() -> httpx.AsyncClient:
     import httpx
 
+    _guard_logs()
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None or client.is_closed:
@@ -279,17 +322,20 @@ async def _attempt(
         async with client.stream(
             "POST", request.url, json=request.body, headers=request.headers(), timeout=timeout
         ) as response:
+            limits = request.limits
             if response.status_code >= 400:
-                body = await response.aread()
+                body = await _read_error(response, limits.error_bytes)
                 raise status_error(
                     response.status_code, body, retry_after=retry_after(response.headers)
                 )
             ctype = response.headers.get("content-type", "")
             if not request.stream or "json" in ctype:
                 # Some servers ignore "stream": true and answer with one JSON document.
-                yield [_parse_json(await response.aread())]
+                answer = _parse_json(await _read_capped(response, limits.event_bytes))
+                _cost_header(answer, response.headers)
+                yield [answer]
                 return
-            async with contextlib.aclosing(_sse_chunks(response, ctype)) as batches:
+            async with contextlib.aclosing(_sse_chunks(response, ctype, limits)) as batches:
                 async for batch in batches:
                     yield batch
     except httpx.TimeoutException as error:
@@ -312,12 +358,64 @@ class EmptyStream(StreamError):
     """200 with an event stream that carried no bytes at all."""
 
 
+async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    """The body, decompressed, refused once it passes `cap` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    async for piece in response.aiter_bytes():
+        size += len(piece)
+        if size > cap:
+            raise StreamError(
+                f"the answer is larger than {cap:,} bytes; raise Chat.limits.event_bytes if "
+                "it is meant to be"
+            )
+        parts.append(piece)
+    return b"".join(parts)
+
+
+async def _read_error(response: httpx.Response, cap: int) -> bytes:
+    """At most `cap` bytes of an error body, as sent and once decompressed: a small gzip body
+    may inflate to gigabytes, and all the user needs of it is a line."""
+    raw: list[bytes] = []
+    size = 0
+    async for piece in response.aiter_raw():
+        raw.append(piece)
+        size += len(piece)
+        if size >= cap:
+            break
+    data = b"".join(raw)[:cap]
+    encoding = response.headers.get("content-encoding", "").lower().strip()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        import zlib
+
+        wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
+        try:
+            data = zlib.decompressobj(wbits).decompress(data, cap)
+        except zlib.error:
+            data = b""
+    elif encoding and encoding != "identity":
+        data = b""  # br, zstd: not worth a decoder for an error line; the status says enough
+    return data
+
+
+def _cost_header(answer: dict[str, Any], headers: Any) -> None:
+    """LiteLLM reports a plain answer's cost only in a response header."""
+    cost = headers.get("x-litellm-response-cost")
+    if cost is None:
+        return
+    usage = answer.get("usage")
+    if isinstance(usage, dict) and usage.get("cost") is None:
+        usage["cost"] = cost
+    elif usage is None:
+        answer["usage"] = {"cost": cost}
+
+
 async def _sse_chunks(
-    response: httpx.Response, ctype: str
+    response: httpx.Response, ctype: str, limits: Limits = Limits()
 ) -> AsyncIterator[list[dict[str, Any]] | StreamDone]:
     """The chunks of each network read, as one list: a fast stream costs one trip through the
     generators, and one call of the JSON parser, per read instead of per event."""
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(limits.event_bytes)
     done = False
     seen_any = False
     said = False  # a chunk carried an answer, usage or an error
@@ -327,7 +425,12 @@ async def _sse_chunks(
         if not received and raw[:3] == b"\xef\xbb\xbf":
             raw = raw[3:]  # a UTF-8 byte order mark, which WHATWG's decoder drops
         received += len(raw)
-        datas = decoder.feed_data(raw)
+        try:
+            datas = decoder.feed_data(raw)
+        except EventTooLarge as error:
+            raise StreamError(
+                f"the stream sent {error}; raise Chat.limits.event_bytes if it is meant to be"
+            ) from None
         if not datas:
             if not seen_any and raw.lstrip()[:1] == b"<" and "event-stream" not in ctype:
                 raise StreamError(
@@ -395,7 +498,7 @@ def load_batch(datas: list[bytes]) -> list[Any]:
         try:
             out.append(json.loads(data))
         except ValueError:
-            text = data[:80].decode("utf-8", "replace")
+            text = clip(data[:4096].decode("utf-8", "replace"), 80)
             raise StreamError(f"the stream sent invalid JSON: {text!r}") from None
     return out
 
@@ -404,7 +507,7 @@ def _parse_json(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except ValueError:
-        text = body[:80].decode("utf-8", "replace")
+        text = clip(body[:4096].decode("utf-8", "replace"), 80)
         raise StreamError(f"the server answered 200 with invalid JSON: {text!r}") from None
     if not isinstance(data, dict):
         raise StreamError("the server answered 200 with JSON that is not an object")

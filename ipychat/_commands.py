@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import ConfigError
-from ._messages import message_text
+from ._messages import RETRY_PARAMS, message_text
 from ._providers import get_preset
 from ._threads import SESSION
 
@@ -117,6 +117,9 @@ def set_base_url(magics: Any, args: list[str], rest: str) -> None:
     if not args:
         raise ConfigError("%chat base_url takes a URL, e.g. http://localhost:8080/v1")
     url = args[0].rstrip("/")
+    from ._settings import check_base_url
+
+    check_base_url(url)
     note = _forget_key(url) if url != SESSION.commands.get("base_url") else ""
     SESSION.commands["base_url"] = url
     _show(f"base_url: {url}{note}")
@@ -219,7 +222,10 @@ def code(magics: Any, args: list[str], rest: str) -> None:
     chat = SESSION.thread()
     if not chat.turns:
         raise ConfigError("no reply yet: ask something first")
-    content = chat.turns[-1].replies[-1].get("content") or ""
+    replies = chat.turns[-1].replies
+    content = replies[-1].get("content") if replies else None
+    if not isinstance(content, str) or not content:
+        raise ConfigError("the last turn has no answer to take code from (it failed or was empty)")
     blocks = code_blocks(content)
     if not blocks:
         raise ConfigError("the last reply has no code block")
@@ -248,9 +254,11 @@ def retry(magics: Any, args: list[str], rest: str) -> Any:
     else:
         prompt = message_text([p for p in content if p.get("type") == "text"])
         images = [p for p in content if p.get("type") == "image_url"]
-    sent = dict(turn.meta.get("params") or {})
-    skip = ("stream_options", "response_format", "tools", "tool_choice")
-    params: dict[str, Any] = {k: v for k, v in sent.items() if k not in skip}
+    sent = turn.meta.get("params")
+    sent = dict(sent) if isinstance(sent, dict) else {}
+    # Only sampling settings come back from a turn (which may have been loaded from a file):
+    # never where to send it, nor a key, nor anything that multiplies the cost (`n`).
+    params: dict[str, Any] = {k: v for k, v in sent.items() if k in RETRY_PARAMS}
     if (sent.get("response_format") or {}).get("type") == "json_object":
         params["json"] = True
     if sent.get("tools"):
@@ -263,7 +271,7 @@ def retry(magics: Any, args: list[str], rest: str) -> Any:
     choice = sent.get("tool_choice")
     if choice is not None:
         params["tool_choice"] = choice["function"]["name"] if isinstance(choice, dict) else choice
-    if turn.meta.get("request_model"):
+    if isinstance(turn.meta.get("request_model"), str) and turn.meta["request_model"]:
         params["model"] = turn.meta["request_model"]
     # The turn's cell id (or one made up for it) makes the new answer replace it on success.
     cell_id = turn.meta.setdefault("cell_id", f"retry-{id(turn)}")

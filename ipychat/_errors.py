@@ -46,18 +46,59 @@ def register_secret(value: str | None) -> None:
         _secrets.add(value)
 
 
+FRAGMENT = 12  # a run of this many characters of a key is as telling as the key
+
+
 def redact(text: str) -> str:
+    """`text` with every key we know, and every run of FRAGMENT or more of its characters (what
+    survives a cut to length), replaced by `***`."""
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "***")
+        if len(secret) < FRAGMENT or len(text) < FRAGMENT:
+            continue
+        spans: list[tuple[int, int]] = []
+        for start in range(len(secret) - FRAGMENT + 1):
+            piece = secret[start : start + FRAGMENT]
+            at = text.find(piece)
+            while at >= 0:
+                spans.append((at, at + FRAGMENT))
+                at = text.find(piece, at + 1)
+        if spans:
+            text = _cut_out(text, spans)
     return text
 
 
+def _cut_out(text: str, spans: list[tuple[int, int]]) -> str:
+    spans.sort()
+    out, last = [], 0
+    for start, end in spans:
+        if start < last:  # overlaps the span before: widen it
+            last = max(last, end)
+            continue
+        out.append(text[last:start])
+        out.append("***")
+        last = end
+    # merge: a span that began inside the previous one was folded into it above
+    out.append(text[last:])
+    return "".join(out)
+
+
+MAX_MESSAGE = 500  # characters of a provider's message shown in one error line
+
+
+def clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    """Redacted first, then cut: a cut must never leave part of a key behind."""
+    text = redact(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class ChatError(Exception):
-    """Base class of every error ipychat raises on purpose."""
+    """Base class of every error ipychat raises on purpose: one line, at most a few hundred
+    characters of anything a provider said, never a key."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(redact(message))
+        super().__init__(clip(" ".join(message.split()), MAX_MESSAGE + 200))
 
     @property
     def message(self) -> str:
@@ -148,7 +189,7 @@ def _error_object(body: Any) -> dict[str, Any]:
         if isinstance(err, str):
             return {"message": err}
     if isinstance(body, str) and body.strip():
-        return {"message": body.strip()[:300]}
+        return {"message": redact(body.strip())}
     return {}
 
 
@@ -173,9 +214,15 @@ def status_error(status: int, body: Any, *, retry_after: float | None = None) ->
     err = _error_object(body)
     detail = err.get("message") or err.get("detail") or ""
     if not isinstance(detail, str):
-        detail = json.dumps(detail)[:300]
-    detail = " ".join(detail.split())
+        detail = json.dumps(detail, default=str)
+    raw = (err.get("metadata") or {}).get("raw") if isinstance(err.get("metadata"), dict) else None
+    if raw:  # OpenRouter: what the upstream provider said
+        raw = raw if isinstance(raw, str) else json.dumps(raw, default=str)
+        detail = f"{detail} (upstream: {raw})" if detail else raw
+    detail = clip(" ".join(detail.split()))
     param = err.get("param") if isinstance(err.get("param"), str) else None
+    if param is not None and param.strip().lower() in ("", "none", "null"):
+        param = None  # some providers send the string "None"
     code = err.get("code")
     code = str(code) if code is not None else None
     parts = [f"HTTP {status}"]

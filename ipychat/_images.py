@@ -97,7 +97,7 @@ def _from_value(value: Any, label: str) -> list[tuple[str, str]]:
         return [(_data_url(bytes(value), label), label)]
     if module == "PIL":
         buffer = io.BytesIO()
-        value.save(buffer, format="PNG")
+        _png_ready(value).save(buffer, format="PNG")
         return [(_data_url(buffer.getvalue(), label), f"{label} (PIL image)")]
     if module == "matplotlib" and hasattr(value, "savefig"):
         buffer = io.BytesIO()
@@ -179,6 +179,17 @@ def collect(
     return parts
 
 
+_PNG_MODES = {"1", "L", "LA", "I", "P", "RGB", "RGBA"}
+
+
+def _png_ready(image: Any) -> Any:
+    """PNG takes only some modes: CMYK, YCbCr, HSV, LAB, F, I;16 … are converted first."""
+    if image.mode in _PNG_MODES:
+        return image
+    has_alpha = "A" in image.mode or "transparency" in image.info
+    return image.convert("RGBA" if has_alpha else "RGB")
+
+
 def _downscale(url: str, max_side: int) -> str:
     try:
         from PIL import Image
@@ -191,7 +202,8 @@ def _downscale(url: str, max_side: int) -> str:
         image.thumbnail((max_side, max_side))
         buffer = io.BytesIO()
         fmt = "JPEG" if "jpeg" in head else "PNG"
-        image.save(buffer, format=fmt)
+        ready = image.convert("RGB") if fmt == "JPEG" and image.mode != "RGB" else image
+        (_png_ready(ready) if fmt == "PNG" else ready).save(buffer, format=fmt)
     mime = "image/jpeg" if fmt == "JPEG" else "image/png"
     return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode()}"
 

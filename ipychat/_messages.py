@@ -9,6 +9,7 @@ from typing import Any, Literal, TypedDict
 from ._errors import StreamError
 
 __all__ = [
+    "RETRY_PARAMS",
     "Event",
     "Message",
     "Reply",
@@ -135,6 +136,12 @@ class Usage:
         return total / 1e6
 
 
+# What a turn kept (or a file brought) may set again on `%chat retry`: sampling only.
+RETRY_PARAMS = frozenset(
+    {"temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "stop",
+     "reasoning_effort", "frequency_penalty", "presence_penalty", "verbosity", "stream"}
+)  # fmt: skip
+
 Status = Literal["complete", "incomplete", "interrupted"]
 MIN_RATE_SPAN = 0.05  # seconds; less than that between first and last token is no measurement
 
@@ -189,9 +196,8 @@ class Reply:
         msg: Message = {"role": "assistant", "content": self.content or self.refusal or ""}
         if self.tool_calls:
             msg["tool_calls"] = self.tool_calls
-            if self.reasoning:
-                # DeepSeek's thinking mode rejects a follow-up to a tool call without it.
-                msg["reasoning_content"] = self.reasoning
+            # Kept with the call; whether it is sent back is the provider's (wire_message).
+            msg["reasoning_content"] = self.reasoning
         return msg
 
     def __str__(self) -> str:
@@ -270,8 +276,17 @@ def estimate_tokens(messages: list[Message]) -> int:
     return total
 
 
-def wire_message(message: Message) -> Message:
-    """The message as sent: content parts lose ipychat's private keys (`_source`)."""
+def wire_message(message: Message, reasoning_echo: bool = False) -> Message:
+    """The message as sent: content parts lose ipychat's private keys (`_source`), and the
+    reasoning of an assistant's tool call goes back only to a provider that wants it (the
+    preset's `reasoning_echo`: DeepSeek's thinking models answer 400 without it, even as "";
+    Cerebras and older vLLM answer 400 with it)."""
+    if message.get("role") == "assistant":
+        if reasoning_echo and message.get("tool_calls"):
+            if "reasoning_content" not in message:
+                message = {**message, "reasoning_content": ""}
+        elif "reasoning_content" in message:
+            message = {k: v for k, v in message.items() if k != "reasoning_content"}  # type: ignore[assignment]
     content = message.get("content")
     if not isinstance(content, list) or not any(
         isinstance(p, dict) and any(k.startswith("_") for k in p) for p in content

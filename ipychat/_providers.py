@@ -20,6 +20,8 @@ class Preset:
     stream_usage: bool = True
     # False: the model is text-only, so images are refused before anything is sent
     images: bool = True
+    # True: an assistant message with tool calls goes back with its `reasoning_content`
+    reasoning_echo: bool = False
 
     def adapt(self, body: dict[str, Any]) -> dict[str, Any]:
         """Rename or drop the fields this provider spells differently."""
@@ -41,7 +43,13 @@ PRESETS: dict[str, Preset] = {
             "gpt-4o-mini",
             rename={"max_tokens": "max_completion_tokens"},
         ),
-        Preset("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", "deepseek-chat"),
+        Preset(
+            "deepseek",
+            "https://api.deepseek.com/v1",
+            "DEEPSEEK_API_KEY",
+            "deepseek-chat",
+            reasoning_echo=True,
+        ),
         Preset(
             "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", "openai/gpt-4o-mini"
         ),

@@ -15,6 +15,8 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from ._errors import clip
+
 if TYPE_CHECKING:
     from ._messages import Reply
 
@@ -339,7 +341,7 @@ def turn_html(turn: Any) -> str:
     for call in meta.get("tools") or []:
         parts.append(
             f'<div style="opacity: 0.7">⚙ {html.escape(str(call.get("name")))}'
-            f"({html.escape(str(call.get('arguments'))[:80])})</div>"
+            f"({html.escape(clip(str(call.get('arguments')), 80))})</div>"
         )
     answer = turn.replies[-1].get("content") if turn.replies else ""
     parts.append(render_markdown(answer if isinstance(answer, str) else ""))

@@ -5,13 +5,20 @@ Resolution order, first found wins: magic flag → `%chat` command in this kerne
 Callers pass the first three as `layers`, highest first.
 
 Choosing a provider in a layer also chooses its base URL at that layer: `%chat provider deepseek`
-must switch to DeepSeek even when `IPYCHAT_BASE_URL` points elsewhere. For the same reason a key
-is only taken from a variable that belongs to the provider in use, so a key meant for one service
-is never sent to another.
+must switch to DeepSeek even when `IPYCHAT_BASE_URL` points elsewhere.
+
+A key in a variable is bound to a host, and goes nowhere else: a preset's variable (e.g.
+`DEEPSEEK_API_KEY`) to that preset's host, or wherever the user pointed that provider;
+`OPENAI_API_KEY` to api.openai.com, to the host `OPENAI_BASE_URL` names (the usual proxy or
+Azure pairing), or with `provider openai`; `IPYCHAT_API_KEY` to `IPYCHAT_BASE_URL` or
+`IPYCHAT_PROVIDER`. Without a provider, the preset is inferred from the base URL's host, so
+`Chat(base_url="https://api.deepseek.com/v1")` takes `DEEPSEEK_API_KEY` and never the OpenAI
+key. Changing the base URL therefore drops the keys of the old host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._errors import ConfigError, register_secret
-from ._providers import Preset, get_preset
+from ._providers import PRESETS, Preset, get_preset
 
 __all__ = ["Secret", "Settings", "is_loopback", "resolve"]
 
@@ -42,6 +49,19 @@ class Secret:
         value = value.strip()
         if not value:
             raise ConfigError("the API key is empty")
+        bad = next((c for c in value if not 33 <= ord(c) < 127), None)
+        if bad is not None:
+            # Said without the key: h11 would echo the whole header into the error.
+            if bad.isspace():
+                what = "a space or line break"
+            elif ord(bad) < 32 or ord(bad) == 127:
+                what = "a control character"
+            else:
+                what = f"a non-ASCII character (U+{ord(bad):04X})"
+            raise ConfigError(
+                f"the API key contains {what}, which cannot be sent in a header; paste it "
+                "again (copied keys often bring an invisible character along)"
+            )
         self._value = value
         register_secret(value)
 
@@ -72,6 +92,26 @@ def as_secret(value: str | Secret | None) -> Secret | None:
     return Secret(value) if value.strip() else None
 
 
+def check_base_url(url: str) -> None:
+    """A base URL that cannot be requested is a ConfigError now, not a network error retried
+    three times (or a raw ExceptionGroup from deep in the transport) later."""
+    example = "e.g. https://api.openai.com/v1"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number in range
+        host = parts.hostname
+    except ValueError as error:
+        raise ConfigError(f"the base URL {url!r} is not valid ({error}); {example}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"the base URL {url!r} needs http:// or https://; {example}")
+    if not host:
+        raise ConfigError(f"the base URL {url!r} has no host; {example}")
+    if port == 0:
+        raise ConfigError(f"the base URL {url!r} has port 0; {example}")
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise ConfigError(f"the base URL {url!r} contains spaces or control characters")
+
+
 def is_loopback(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     return host in ("localhost", "::1") or host.startswith("127.")
@@ -89,6 +129,8 @@ class Settings:
         """Fail before sending anything when the request could not succeed."""
         if not self.base_url and not (self.preset and self.preset.name == "local"):
             raise ConfigError("no base URL: set IPYCHAT_BASE_URL or choose %chat provider NAME")
+        if self.base_url:
+            check_base_url(self.base_url)
         if not self.model:
             raise ConfigError(
                 "no model set: use -m NAME, %chat model NAME, or the IPYCHAT_MODEL variable"
@@ -125,20 +167,23 @@ def resolve(
     env_index = len(named) - 1
     sources = {name: _source(i, env_index, name) for name, (i, _) in found.items()}
 
-    preset = get_preset(found["provider"][1]) if "provider" in found else None
+    chosen = get_preset(found["provider"][1]) if "provider" in found else None
     provider_at = found["provider"][0] if "provider" in found else len(named)
 
+    base_at = len(named)  # where the base URL came from: a layer, or below them all
     if "base_url" in found and found["base_url"][0] <= provider_at:
-        base_url = str(found["base_url"][1])
-    elif preset is not None:
-        base_url, sources["base_url"] = preset.base_url, f"provider {preset.name}"
+        base_url, base_at = str(found["base_url"][1]), found["base_url"][0]
+    elif chosen is not None:
+        base_url, base_at = chosen.base_url, provider_at
+        sources["base_url"] = f"provider {chosen.name}"
     elif env.get("OPENAI_BASE_URL"):
         base_url, sources["base_url"] = env["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
     else:
         base_url, sources["base_url"] = DEFAULT_BASE_URL, "default"
     base_url = base_url.rstrip("/")
+    preset = chosen or preset_for_host(host_of(base_url))
 
-    key, key_source = _key(found, env, preset, provider_at, env_index)
+    key, key_source = _key(found, env, chosen, preset, base_url, base_at, env_index)
     if key_source:
         sources["api_key"] = key_source
     model = found["model"][1] if "model" in found else (preset.default_model if preset else None)
@@ -149,23 +194,60 @@ def _source(index: int, env_index: int, name: str) -> str:
     return ENV[name] if index == env_index else "settings"
 
 
+def host_of(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def preset_for_host(host: str) -> Preset | None:
+    """The preset whose service lives at `host` (loopback ones need no key: not inferred)."""
+    if not host:
+        return None
+    for preset in PRESETS.values():
+        if (
+            preset.base_url
+            and host_of(preset.base_url) == host
+            and not is_loopback(preset.base_url)
+        ):
+            return preset
+    return None
+
+
 def _key(
     found: dict[str, tuple[int, Any]],
     env: Mapping[str, str],
+    chosen: Preset | None,
     preset: Preset | None,
-    provider_at: int,
+    base_url: str,
+    base_at: int,
     env_index: int,
 ) -> tuple[str | Secret | None, str | None]:
+    host = host_of(base_url)
     if "api_key" in found:
         index, value = found["api_key"]
         if index < env_index:
-            return value, "settings"
-        # IPYCHAT_API_KEY belongs to IPYCHAT_PROVIDER / IPYCHAT_BASE_URL, not to a provider
-        # chosen above them.
-        if provider_at >= env_index:
+            return value, "settings"  # given in this session, for these settings
+        # IPYCHAT_API_KEY belongs to IPYCHAT_BASE_URL / IPYCHAT_PROVIDER: not to a base URL or
+        # a provider chosen above them, unless that is the same host.
+        ours = {host_of(env.get("IPYCHAT_BASE_URL") or "")}
+        if env.get("IPYCHAT_PROVIDER"):
+            with contextlib.suppress(ConfigError):
+                ours.add(host_of(get_preset(env["IPYCHAT_PROVIDER"]).base_url))
+        if base_at >= env_index or host in ours - {""}:
             return value, "IPYCHAT_API_KEY"
-    if preset is not None and preset.key_env and env.get(preset.key_env):
+    if (
+        preset is not None
+        and preset.key_env
+        and env.get(preset.key_env)
+        and (preset is chosen or host_of(preset.base_url) == host)
+    ):
         return env[preset.key_env], preset.key_env
-    if (preset is None or preset.name == "openai") and env.get("OPENAI_API_KEY"):
-        return env["OPENAI_API_KEY"], "OPENAI_API_KEY"
+    if env.get("OPENAI_API_KEY"):
+        openai_hosts = {"api.openai.com", host_of(env.get("OPENAI_BASE_URL") or "")} - {""}
+        if (chosen is not None and chosen.name == "openai") or (
+            chosen is None and host in openai_hosts
+        ):
+            return env["OPENAI_API_KEY"], "OPENAI_API_KEY"
     return None, None

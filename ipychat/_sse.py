@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["SSEDecoder", "SSEEvent"]
+__all__ = ["EventTooLarge", "SSEDecoder", "SSEEvent"]
+
+MAX_EVENT = 8 << 20  # bytes of one event (or of a line still waiting for its end)
+
+
+class EventTooLarge(ValueError):
+    """An event, or a line without its end, grew past the decoder's `max_size`."""
 
 
 class SSEEvent(NamedTuple):
@@ -24,9 +30,11 @@ Raw = tuple[bytes, str, "str | None"]  # data (undecoded), event type ("" = mess
 class SSEDecoder:
     """Feed it chunks with `feed()` (or `feed_data()`); call `flush()` once the body ends."""
 
-    __slots__ = ("_buf", "_cr", "_data", "_event", "_id")
+    __slots__ = ("_buf", "_cr", "_data", "_event", "_id", "_size", "max_size")
 
-    def __init__(self) -> None:
+    def __init__(self, max_size: int = MAX_EVENT) -> None:
+        self.max_size = max_size
+        self._size = 0  # bytes of the data lines of the event being read
         self._buf = b""
         self._cr = False  # the last chunk ended in CR: a LF opening the next one is part of it
         self._data: list[bytes] = []
@@ -62,18 +70,26 @@ class SSEDecoder:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if b"\n" not in chunk:
             self._buf += chunk
+            if len(self._buf) > self.max_size:
+                raise EventTooLarge(f"a line of more than {self.max_size:,} bytes")
             return []
         lines = (self._buf + chunk).split(b"\n")
         self._buf = lines.pop()
+        if len(self._buf) > self.max_size:
+            raise EventTooLarge(f"a line of more than {self.max_size:,} bytes")
         out: list[Raw] = []
         data = self._data
         for line in lines:
             # The common shape, "data: {...}" then a blank line, without a method call.
             if line[:6] == b"data: ":
                 data.append(line[6:])
+                self._size += len(line)
+                if self._size > self.max_size:
+                    raise EventTooLarge(f"an event of more than {self.max_size:,} bytes")
             elif not line and len(data) == 1 and not self._event and self._id is None:
                 out.append((data[0], "", None))
                 data.clear()
+                self._size = 0
             else:
                 self._line(line, out)
         return out
@@ -84,10 +100,14 @@ class SSEDecoder:
                 out.append((b"\n".join(self._data), self._event, self._id))
                 self._data.clear()
             self._event = ""
+            self._size = 0
             return
         if line[:5] == b"data:":
             value = line[5:]
             self._data.append(value[1:] if value[:1] == b" " else value)
+            self._size += len(value)
+            if self._size > self.max_size:
+                raise EventTooLarge(f"an event of more than {self.max_size:,} bytes")
             return
         if line[:1] == b":":
             return  # a comment, e.g. ": keep-alive" or ": OPENROUTER PROCESSING"

@@ -92,7 +92,18 @@ def schema_for(fn: Callable[..., Any]) -> dict[str, Any]:
     summary, docs = _doc_parts(fn)
     properties: dict[str, Any] = {}
     required = []
-    for param in inspect.signature(fn).parameters.values():
+    wrap = f"wrap it in a function of your own, e.g. def my_{name}(x: str) -> str: return {name}(x)"
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{name}() has no signature Python can read (a builtin?); {wrap}"
+        ) from None
+    if inspect.isbuiltin(fn) or any(p.kind is p.POSITIONAL_ONLY for p in parameters):
+        # The model names the arguments; a builtin (or any positional-only parameter) cannot
+        # be called with names.
+        raise ConfigError(f"{name}() is a builtin that takes no named arguments; {wrap}")
+    for param in parameters:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         annotation = hints.get(param.name, param.annotation)

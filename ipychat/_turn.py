@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ._accumulate import Accumulator
 from ._client import STREAM_DONE, Request, RetryNotice, iter_chunks
 from ._errors import APIConnectionError, ChatError, ConfigError, StreamError
-from ._messages import Event, Message, Reply, Usage, parse_json_reply
+from ._messages import Event, Message, Reply, Usage, parse_json_reply, wire_message
 from ._tools import Approver, Runner, Tool, ToolCall, direct_runner, run_call
 
 if TYPE_CHECKING:
@@ -126,7 +126,8 @@ class TurnRun:
                 self._add_usage(self.acc.usage)
                 self.in_tools = False
                 body = self.request.body
-                self.request.body = {**body, "messages": [*self._base, *self.extra]}
+                extra = [wire_message(m, self.request.reasoning_echo) for m in self.extra]
+                self.request.body = {**body, "messages": [*self._base, *extra]}
                 choice = body.get("tool_choice")
                 if isinstance(choice, dict) or choice == "required":
                     # A forced call has been made; forcing it again would never end.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -240,3 +241,41 @@ def test_without_streaming_keeps_the_diagnosis_and_the_tool_tags() -> None:
     request = Request("u", {"stream": True}, "k", diagnose=lambda: None, tool_tags=True)
     plain = request.without_streaming()
     assert plain.diagnose is request.diagnose and plain.tool_tags and not plain.stream
+
+
+def test_an_event_without_end_is_capped_in_one_line(fake) -> None:
+    from ipychat._client import Limits
+
+    fake.push(raw_sse([b"data: " + b"x" * 200_000]))
+
+    async def run() -> list:
+        request = Request(f"{fake.url}/chat/completions", {"stream": True}, None)
+        request.limits = Limits(event_bytes=100_000)
+        return [b async for b in iter_chunks(request, FAST)]
+
+    with pytest.raises(ipychat.StreamError, match="more than 100,000 bytes"):
+        asyncio.run(run())
+
+
+def test_a_gzip_bomb_error_body_is_read_only_to_its_cap(fake) -> None:
+    import resource
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip, made piecewise
+    block = b"A" * (1 << 20)
+    parts = [packer.compress(b'{"error": {"message": "')]
+    parts += [packer.compress(block) for _ in range(300)]  # 300 MB inflated
+    bomb = b"".join([*parts, packer.compress(b'"}}'), packer.flush()])
+    fake.push(Script(status=500, body=bomb, headers={"Content-Encoding": "gzip"}))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ipychat.ServerError) as info:
+        collect(fake, policy=type(FAST)(retries=0))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 100 and len(str(info.value)) < 800
+
+
+def test_a_huge_error_message_is_one_short_line(fake) -> None:
+    fake.push(Script(status=400, body=json.dumps({"error": {"message": "B" * 5_000_000}}).encode()))
+    with pytest.raises(ipychat.BadRequestError) as info:
+        collect(fake)
+    assert len(str(info.value)) < 800 and "\n" not in str(info.value)

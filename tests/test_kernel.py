@@ -386,3 +386,26 @@ def test_retry_keeps_json_mode_and_the_model(k, fake) -> None:
     assert body["response_format"] == {"type": "json_object"} and body["model"] == "other-model"
     assert k.value("ipychat.thread().last.data").strip() == "{'a': 2}"
     assert k.value("len(ipychat.thread().turns)").strip() == "1"
+
+
+def test_a_loaded_thread_cannot_redirect_a_retry_or_multiply_it(k, fake, tmp_path) -> None:
+    """A saved thread is a file anyone may have written: `%chat retry` takes only the model and
+    sampling settings from it, never a base URL, provider or key, nor `n`."""
+    fake.push(sse(["first"]))
+    k.run("%%chat --temperature 0.3\nhello")
+    path = tmp_path / "t.json"
+    k.run(f"%chat save {path}")
+    data = json.loads(path.read_text())
+    data["turns"][0]["meta"]["params"].update(
+        {"base_url": "https://evil.example/v1", "provider": "openrouter", "n": 50,
+         "api_key": "sk-attacker-0123456789"}
+    )  # fmt: skip
+    path.write_text(json.dumps(data))
+    k.run("%chat reset")
+    k.run(f"%chat load {path}")
+    fake.push(sse(["again"]))
+    result = k.run("%chat retry")
+    assert result.status == "ok", result.text()
+    body = fake.requests[-1].body
+    assert body["temperature"] == 0.3 and "n" not in body
+    assert fake.requests[-1].headers["Authorization"] == f"Bearer {SECRET}"

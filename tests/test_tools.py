@@ -134,7 +134,8 @@ def test_round_limit_forces_an_answer(chat, fake) -> None:
     assert reply.content == "done" and len(reply.tool_runs) == 2
 
 
-def test_deepseek_reasoning_is_kept_on_tool_call_turns(chat, fake) -> None:
+def test_deepseek_reasoning_is_kept_on_tool_call_turns(fake) -> None:
+    chat = ipychat.Chat(provider="deepseek", base_url=fake.url, model="deepseek-reasoner")
     fake.push(
         call_chunks([("c1", "lookup", ['{"city": "Oslo"}'])], reasoning="need data"), sse(["ok"])
     )
@@ -143,6 +144,24 @@ def test_deepseek_reasoning_is_kept_on_tool_call_turns(chat, fake) -> None:
     assert assistant["reasoning_content"] == "need data" and assistant["tool_calls"]
     chat.ask("follow up")
     assert fake.requests[-1].body["messages"][1]["reasoning_content"] == "need data"
+
+
+def test_deepseek_gets_empty_reasoning_rather_than_none(fake) -> None:
+    chat = ipychat.Chat(provider="deepseek", base_url=fake.url, model="deepseek-chat")
+    fake.push(call_chunks([("c1", "lookup", ['{"city": "Oslo"}'])]), sse(["ok"]))
+    chat.ask("q", tools=[lookup])
+    assert fake.requests[-1].body["messages"][1]["reasoning_content"] == ""
+
+
+def test_other_providers_never_get_reasoning_back(chat, fake) -> None:
+    """Cerebras and older vLLM answer 400 to an assistant message with reasoning_content."""
+    fake.push(
+        call_chunks([("c1", "lookup", ['{"city": "Oslo"}'])], reasoning="need data"), sse(["ok"])
+    )
+    chat.ask("q", tools=[lookup])
+    chat.ask("follow up")
+    for request in fake.requests[1:]:
+        assert all("reasoning_content" not in m for m in request.body["messages"])
 
 
 def test_declined_call_is_reported_to_the_model(chat, fake) -> None:

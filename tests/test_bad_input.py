@@ -1,0 +1,80 @@
+"""Hostile or odd input from the user, a file or a server: one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+import ipychat
+from ipychat._accumulate import Accumulator
+from ipychat._messages import Turn
+from tests.fakeprovider import event, raw_sse, sse
+
+
+def test_a_cmyk_pil_image_is_converted_and_sent(fake) -> None:
+    image = pytest.importorskip("PIL.Image")
+    cmyk = image.new("CMYK", (4, 4), (0, 128, 255, 0))
+    fake.push(sse(["a picture"]))
+    ipychat.Chat(base_url=fake.url, model="m").ask("what is it?", images=[cmyk])
+    part = fake.requests[-1].body["messages"][-1]["content"][1]
+    assert part["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+@pytest.mark.parametrize("builtin", [len, max, print, sorted])
+def test_a_builtin_offered_as_a_tool_is_a_clear_error(fake, builtin) -> None:
+    with pytest.raises(ipychat.ConfigError, match=rf"{builtin.__name__}\(\) .*wrap it"):
+        ipychat.Chat(base_url=fake.url, model="m").ask("hi", tools=[builtin])
+    assert fake.requests == []
+
+
+def test_chat_code_on_a_turn_without_a_reply_says_so() -> None:
+    from ipychat._commands import code
+    from ipychat._threads import SESSION
+
+    SESSION.thread().turns.append(Turn({"role": "user", "content": "hi"}, [], {}))
+    with pytest.raises(ipychat.ConfigError, match="no answer to take code from"):
+        code(None, [], "")
+
+
+MALFORMED = [
+    {"choices": {"0": {}}},
+    {"choices": "text"},
+    {"choices": [None]},
+    {"choices": [{"index": 0, "delta": "text"}]},
+    42,
+    None,
+    [1, 2],
+    {"choices": [{"index": 0, "delta": {"tool_calls": ["not a call"]}}]},
+    {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": "0", "function": {}}]}}]},
+]
+
+
+@pytest.mark.parametrize("bad", MALFORMED, ids=[repr(b)[:40] for b in MALFORMED])
+def test_a_malformed_chunk_ends_the_answer_incomplete_with_what_arrived(fake, bad) -> None:
+    start = event({"model": "m", "choices": [{"index": 0, "delta": {"content": "Hello"}}]})
+    fake.push(raw_sse([start, event(bad)]))
+    chat = ipychat.Chat(base_url=fake.url, model="m")
+    with pytest.raises(ipychat.StreamError, match="malformed chunk") as info:
+        chat.ask("hi")
+    assert info.value.reply.status == "incomplete" and info.value.reply.content == "Hello"
+    assert "\n" not in str(info.value)
+
+
+def test_a_non_string_model_or_tool_name_does_not_crash() -> None:
+    acc = Accumulator()
+    acc.feed({"model": 7, "choices": [{"index": 0, "delta": {"content": "x"}}]})
+    acc.feed(
+        {
+            "choices": [
+                {"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"name": 5}}]}}
+            ]
+        }
+    )
+    reply = acc.reply()
+    assert reply.model is None and reply.tool_calls[0]["function"]["name"] == ""
+
+
+def test_no_rate_is_made_up_for_an_answer_that_arrived_at_once() -> None:
+    from ipychat._messages import Reply, Usage
+
+    plain = Reply(content="x", usage=Usage(10, 300, 310), ttft=0.5, elapsed=0.5004)
+    assert plain.tokens_per_second is None
