@@ -101,8 +101,26 @@ def render_markdown(text: str, *, highlight: bool = True) -> str:
     md.reset()
     out = md.convert(text)
     out = _IMG.sub(lambda m: f'<a href="{m.group(2)}">[image: {m.group(1)}]</a>', out)
-    out = nh3.clean(out, tags=_TAGS, attributes=_ATTRS, url_schemes={"http", "https", "mailto"})
+    out = nh3.clean(
+        out,
+        tags=_TAGS,
+        attributes=_ATTRS,
+        url_schemes={"http", "https", "mailto"},
+        attribute_filter=_no_hidden_scheme,
+    )
     return _CODE.sub(_highlight_match if highlight else _plain_match, out)
+
+
+_SPACE = re.compile(r"[\x00-\x20\x7f]+")
+_BAD_SCHEMES = ("javascript:", "vbscript:", "data:", "file:")
+
+
+def _no_hidden_scheme(element: str, attribute: str, value: str) -> str | None:
+    """A link whose scheme is only split by spaces, tabs or line breaks (`java\tscript:`, which
+    markdown turns into spaces) is dropped: browsers remove some of them before parsing."""
+    if attribute in ("href", "src") and _SPACE.sub("", value).lower().startswith(_BAD_SCHEMES):
+        return None
+    return value
 
 
 def _highlight_match(match: re.Match[str]) -> str:

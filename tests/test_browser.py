@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import xss_corpus
 from tests.fakeprovider import sse
 from tests.xss_payloads import PAYLOADS
 
@@ -234,3 +235,34 @@ def test_hostile_model_output_never_runs_in_the_page(page, lab, fake) -> None:
     cells = page.locator(".jp-Notebook .jp-Cell")
     assert "window.__pwned=1" in cells.nth(1).inner_text()  # shown as text, not run
     shot(page, cells.nth(1), "xss-cell.png")
+
+
+TRAPS = """for (const name of ['alert', 'confirm', 'prompt', 'print']) {
+  window[name] = (...args) => { window.__pwned = `${name}(${args.join(',')})`; };
+}"""
+
+
+@pytest.mark.skipif(not xss_corpus.load(), reason="the XSS corpus (../shared) is not here")
+def test_a_sample_of_the_xss_corpus_never_runs_in_the_page(page, lab, fake) -> None:
+    """120 answers drawn from the 791 (every source in it), streamed in pieces and whole, with
+    alert, confirm, prompt and print trapped: none may fire."""
+    page.add_init_script(TRAPS)
+    payload = "\n\n".join(case["payload"] for case in xss_corpus.sample(120))
+    fake.push(
+        sse([payload[i : i + 11] for i in range(0, len(payload), 11)]),
+        sse([payload], reasoning=[payload]),
+    )
+    open_notebook(
+        page,
+        lab,
+        "xss-corpus.ipynb",
+        ["%load_ext ipychat", "%%chat\nthe corpus", "%%chat -m fake-reasoner\nagain, reasoning"],
+    )
+    run_all(page)
+    page.locator(".ipychat-reply").nth(1).wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)  # time for an injected handler to fire
+    assert page.evaluate("() => window.__pwned") is None
+    assert page.evaluate("() => document.querySelectorAll('.jp-OutputArea script').length") == 0
+    shot(page, page.locator(".jp-Notebook .jp-Cell").nth(1), "xss-corpus-cell.png")
+    # The traps were armed: a call now is caught, so the None above means nothing fired.
+    assert page.evaluate("() => { alert('probe'); return window.__pwned; }") == "alert(probe)"

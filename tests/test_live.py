@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ipychat._display import RecordingFrontend
 from ipychat._live import LiveView, ask_live
 from ipychat._messages import Event, Reply
+from tests import xss_corpus
 from tests.fakeprovider import sse
 from tests.test_render import problems
 from tests.xss_payloads import PAYLOADS
@@ -121,3 +124,15 @@ def test_ask_live_streams_into_a_frontend(chat, fake) -> None:
     final = front.visible()[-1]
     assert "<strong>world</strong>" in final["text/html"]
     assert "12 in (4 cached)" in final["text/html"]
+
+
+@pytest.mark.skipif(not xss_corpus.load(), reason="the XSS corpus (../shared) is not here")
+def test_corpus_answers_streamed_in_pieces_never_render_live_markup() -> None:
+    for case in xss_corpus.load():
+        payload = case["payload"]
+        front = RecordingFrontend()
+        view = LiveView(front, owns_cell=True, interval=0)
+        stream(view, payload, step=max(1, len(payload) // 5))
+        view.finish(Reply(content=payload))
+        for html in htmls(front):
+            assert problems(html) == [], case["id"]

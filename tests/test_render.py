@@ -7,6 +7,7 @@ import pytest
 
 from ipychat._messages import Reply, Usage
 from ipychat._render import footer_text, reasoning_html, render_markdown, reply_bundle
+from tests import xss_corpus
 from tests.xss_payloads import PAYLOADS
 
 BAD_TAGS = {
@@ -159,3 +160,18 @@ def test_footer_says_content_filter_and_interrupted() -> None:
 
 def test_reply_repr_mimebundle() -> None:
     assert Reply(content="a")._repr_mimebundle_()["text/plain"] == "a"
+
+
+CORPUS = xss_corpus.load()
+corpus_case = pytest.mark.skipif(
+    not CORPUS, reason=f"the XSS corpus is not here ({xss_corpus.CORPUS})"
+)
+
+
+@corpus_case
+@pytest.mark.parametrize("case", CORPUS, ids=[c["id"] for c in CORPUS])
+def test_corpus_answer_renders_inert_on_every_static_path(case) -> None:
+    payload = case["payload"]
+    assert problems(render_markdown(payload)) == [], case["source"]
+    reply = Reply(content=payload, reasoning=payload, model="m", error=payload, status="incomplete")
+    assert problems(reply_bundle(reply)["text/html"]) == [], case["source"]
