@@ -241,11 +241,16 @@ class Chat:
             prompt, images, params, history, cell_id, rerun_by_text, new, system
         )
 
+        appends = cut == len(self.turns)
+
         def commit(replies: list[Message], reply: Reply) -> None:
             # --new and -s change the thread only with a turn that happened (SPEC §6)
             if system is not None:
                 self.system = system or None
-            self._commit(cut, user, replies, reply, request, cell_id)
+            # A new turn goes after whatever was stored meanwhile (a stream left with `break`
+            # stores its partial turn when asyncio closes it), not over it.
+            at = len(self.turns) if appends else cut
+            self._commit(at, user, replies, reply, request, cell_id)
 
         run = TurnRun(
             self,

@@ -126,6 +126,14 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient
 )
 
 
+def new_client() -> httpx.AsyncClient:
+    import httpx
+
+    _guard_logs()
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    return httpx.AsyncClient(limits=limits, timeout=None, trust_env=True)
+
+
 class _Redacting(logging.Filter):
     """httpx and httpcore log headers at DEBUG (a proxy that echoes the key in a response
     header would put it in the log): every record from them is scrubbed of keys."""
@@ -154,15 +162,11 @@ def _guard_logs() -> None:
 
 
 def get_client() -> httpx.AsyncClient:
-    import httpx
-
-    _guard_logs()
+    """The running loop's pooled client (ipychat's own loop's, for iter_chunks)."""
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None or client.is_closed:
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        client = httpx.AsyncClient(limits=limits, timeout=None, trust_env=True)
-        _clients[loop] = client
+        client = _clients[loop] = new_client()
     return client
 
 
@@ -216,7 +220,25 @@ async def iter_chunks(
     chunk), then STREAM_DONE if the stream said so. Failures before the first chunk are retried
     per `policy`, each wait announced by a `RetryNotice`; once a chunk has been yielded nothing
     is retried."""
-    client = client or get_client()
+    owned = None
+    if client is None:
+        from ._loop import owns_running_loop
+
+        # ipychat's own loop lives as long as the kernel and keeps one pool; a loop of the
+        # caller's (asyncio.run, the kernel's) may close without a word, so its client is this
+        # call's and closes with it.
+        client = get_client() if owns_running_loop() else (owned := new_client())
+    try:
+        async for batch in _with_retries(request, policy, client):
+            yield batch
+    finally:
+        if owned is not None:
+            await owned.aclose()
+
+
+async def _with_retries(
+    request: Request, policy: RetryPolicy, client: httpx.AsyncClient
+) -> AsyncIterator[list[dict[str, Any]] | RetryNotice | StreamDone]:
     waited = 0.0
     attempt = 0
     while True:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["get_loop", "run_sync"]
+__all__ = ["get_loop", "owns_running_loop", "run_sync"]
 
 T = TypeVar("T")
 
@@ -47,6 +47,14 @@ def get_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+def owns_running_loop() -> bool:
+    """Whether the running loop is ipychat's own (which lives as long as the process)."""
+    try:
+        return asyncio.get_running_loop() is _loop
+    except RuntimeError:
+        return False
+
+
 def run_sync(
     coro: Coroutine[Any, Any, T],
     *,
@@ -59,6 +67,14 @@ def run_sync(
     On KeyboardInterrupt the coroutine is cancelled and given `CLEANUP_WAIT` seconds to finish
     its `finally` blocks before the interrupt is re-raised here.
     """
+    if _thread is not None and threading.current_thread() is _thread:
+        coro.close()
+        from ._errors import ConfigError
+
+        raise ConfigError(
+            "Chat.ask() was called inside ipychat's own event loop (from an async tool?), "
+            "where it would wait for itself; use `await chat.ask_async(...)` there"
+        )
     finished = threading.Event()
 
     async def wrapper() -> T:

@@ -3,6 +3,7 @@ apart from calling the user's functions."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import re
@@ -169,7 +170,11 @@ Runner = Callable[[Callable[..., Any], dict[str, Any]], Awaitable[Any]]
 
 
 async def direct_runner(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    result = fn(**kwargs)
+    """Coroutine functions are awaited; plain ones run in a worker thread, off the event loop,
+    so a tool may block, or itself call `Chat.ask()`, without stalling or deadlocking it."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn(**kwargs)
+    result = await asyncio.to_thread(fn, **kwargs)
     if inspect.isawaitable(result):
         result = await result
     return result

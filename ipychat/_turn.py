@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["TurnRun"]
 
 MAX_ROUNDS = 8
+BUSY_SPINS = 20  # loop iterations to wait for an abandoned stream's cleanup
 AFTER_FINISH = 5.0  # seconds to wait for a trailing usage chunk once the answer has finished
 
 
@@ -93,9 +94,16 @@ class TurnRun:
     async def events(self) -> AsyncIterator[Event]:
         chat = self.chat
         if self.commit is None:  # --no-history: nothing to race for
-            async for event in self._events():
-                yield event
+            async with contextlib.aclosing(self._events()) as events:
+                async for event in events:
+                    yield event
             return
+        for _ in range(BUSY_SPINS):
+            if not chat.busy:
+                break
+            # A stream left with `break` is closed by asyncio's finalizer on the next turns of
+            # the loop: let it finish before calling the thread busy.
+            await asyncio.sleep(0)
         if chat.busy:
             raise ConfigError(
                 f"thread {chat.name or ''!r} is still answering (in the chat panel, or a "
@@ -103,8 +111,11 @@ class TurnRun:
             )
         chat.busy = True
         try:
-            async for event in self._events():
-                yield event
+            # Closed here, not by the garbage collector: the partial turn is stored before the
+            # thread is free again.
+            async with contextlib.aclosing(self._events()) as events:
+                async for event in events:
+                    yield event
         finally:
             chat.busy = False
 
@@ -115,14 +126,16 @@ class TurnRun:
         try:
             rounds = 0
             while True:
-                async for event in self._request():
-                    yield event
+                async with contextlib.aclosing(self._request()) as round_events:
+                    async for event in round_events:
+                        yield event
                 if not (self.tools and self.acc.tool_calls and rounds < self.max_rounds):
                     break
                 rounds += 1
                 self.in_tools = True
-                async for event in self._run_tools():
-                    yield event
+                async with contextlib.aclosing(self._run_tools()) as tool_events:
+                    async for event in tool_events:
+                        yield event
                 self._add_usage(self.acc.usage)
                 self.in_tools = False
                 body = self.request.body

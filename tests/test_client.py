@@ -179,17 +179,29 @@ def test_retry_after_http_date() -> None:
     assert retry_after({}) is None
 
 
-def test_connections_are_reused(fake) -> None:
-    async def run() -> None:
-        for _ in range(3):
-            request = Request(
-                f"{fake.url}/chat/completions", {"model": "m", "messages": [], "stream": True}
-            )
-            [c async for c in iter_chunks(request)]
-
+def test_connections_are_reused_on_ipychats_own_loop(fake) -> None:
+    """`Chat.ask` runs on the private loop, whose pooled client lives as long as it does."""
+    chat = ipychat.Chat(base_url=fake.url, model="m")
     fake.push(sse(["a"]), sse(["b"]), sse(["c"]))
-    asyncio.run(run())
+    for _ in range(3):
+        chat.ask("hi", history=False)
     assert len({r.client_port for r in fake.requests}) == 1
+
+
+def test_calls_on_the_callers_loops_leave_no_open_transport(fake) -> None:
+    """asyncio.run() closes its loop without a word: a client kept for it would leak its
+    sockets, so such a call's client closes with the call."""
+    import gc
+    import warnings
+
+    chat = ipychat.Chat(base_url=fake.url, model="m")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(30):
+            asyncio.run(chat.ask_async("hi", history=False))
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert all(r.finished.wait(2) for r in fake.requests)
 
 
 def test_empty_stream_is_asked_again_without_streaming_to_get_the_real_error(fake) -> None:
