@@ -73,9 +73,17 @@ def thread(name: str = "default") -> Chat:
 
 def load_ipython_extension(ipython: Any) -> None:
     from ._magics import ChatMagics
+    from ._question import keep_questions
 
     ipython.register_magics(ChatMagics)
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and keep_questions not in cleanup:
+        cleanup.append(keep_questions)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    pass
+    from ._question import keep_questions
+
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and keep_questions in cleanup:
+        cleanup.remove(keep_questions)

@@ -106,6 +106,7 @@ class Chat:
         rerun_by_text: bool,
         new: bool = False,
         system: str | None = None,
+        replace_last: bool = False,
     ) -> tuple[Request, Message, int, Settings]:
         overrides = {k: params.pop(k) for k in ("model", "base_url", "provider") if k in params}
         if params.get("api_key"):
@@ -128,6 +129,8 @@ class Chat:
         cut = 0
         if history and not new:
             cut = self._replace_index(cell_id, prompt if rerun_by_text else None)
+            if replace_last and self.turns:
+                cut = len(self.turns) - 1
         system = self.system if system is None else system
         messages: list[Message] = [{"role": "system", "content": system}] if system else []
         self.left_out = 0
@@ -209,6 +212,7 @@ class Chat:
         rerun_by_text: bool = False,
         new: bool = False,
         system: str | None = None,
+        replace_last: bool = False,
         tools: Sequence[Callable[..., Any]] | None = None,
         approve: Approver | None = None,
         runner: Runner | None = None,
@@ -238,7 +242,7 @@ class Chat:
         if isinstance(choice, str) and choice not in ("auto", "none", "required"):
             params["tool_choice"] = {"type": "function", "function": {"name": choice}}
         request, user, cut, _ = self._prepare(
-            prompt, images, params, history, cell_id, rerun_by_text, new, system
+            prompt, images, params, history, cell_id, rerun_by_text, new, system, replace_last
         )
 
         appends = cut == len(self.turns)

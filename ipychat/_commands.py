@@ -37,6 +37,9 @@ def run_command(magics: Any, line: str) -> Any:
     name, _, rest = line.partition(" ")
     fn = COMMANDS.get(name)
     if fn is None:
+        meant = near_command(line)
+        if meant is not None:
+            raise ConfigError(f"did you mean {meant}? (to ask it, %chat ask {line})")
         return ask_line(magics, line)
     try:
         args = shlex.split(rest)
@@ -46,6 +49,37 @@ def run_command(magics: Any, line: str) -> Any:
     if limit is not None and len(args) > limit:
         return ask_line(magics, line)  # "%chat history of Rome" is a question
     return fn(magics, args, rest.strip())
+
+
+def near_command(line: str) -> str | None:
+    """The sub-command a one-word line of 4+ letters is one edit away from (`histroy`), or
+    None: such a typo costs a request and a turn if it goes to the model as a question, while
+    short words (`hi`, `why`) and longer lines stay questions."""
+    word = line.strip()
+    if len(word) < 4 or not word.isalpha() or word in COMMANDS:
+        return None
+    for name in sorted(COMMANDS):
+        if len(name) >= 4 and _one_edit(word.lower(), name):
+            return name
+    return None
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Within one insertion, deletion, substitution or swap of neighbours."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return a == b
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]]
+            and (a[diff[1]] == b[diff[0]])
+        )
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
 
 def _show(text: str, html_text: str | None = None) -> None:
@@ -273,9 +307,10 @@ def retry(magics: Any, args: list[str], rest: str) -> Any:
         params["tool_choice"] = choice["function"]["name"] if isinstance(choice, dict) else choice
     if isinstance(turn.meta.get("request_model"), str) and turn.meta["request_model"]:
         params["model"] = turn.meta["request_model"]
-    # The turn's cell id (or one made up for it) makes the new answer replace it on success.
-    cell_id = turn.meta.setdefault("cell_id", f"retry-{id(turn)}")
-    ask_live(chat, prompt, images, owns_cell=True, cell_id=cell_id, **params)
+    # The new answer replaces the last turn only once it has succeeded; nothing is written
+    # onto the old one before.
+    cell_id = turn.meta.get("cell_id") if isinstance(turn.meta.get("cell_id"), str) else None
+    ask_live(chat, prompt, images, owns_cell=True, cell_id=cell_id, replace_last=True, **params)
 
 
 @command("record", max_args=2)

@@ -268,6 +268,22 @@ def _ask_approval(call: Any) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+class Interrupted(KeyboardInterrupt):
+    """Kernel → Interrupt during an answer: what arrived is shown and kept, marked."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [
+            "\x1b[33m■ interrupted: the answer so far is shown above and kept in the thread\x1b[0m"
+        ]
+
+
+def _model_of(chat: Any) -> str | None:
+    try:
+        return chat.settings().model  # type: ignore[no-any-return]
+    except Exception:
+        return None
+
+
 def ask_live(
     chat: Any,
     prompt: str,
@@ -321,8 +337,10 @@ def ask_live(
     except KeyboardInterrupt:
         poll()
         if view.content or view.reasoning:
-            view.finish(view.partial("interrupted", "interrupted", params.get("model")))
-        raise
+            model = params.get("model") or _model_of(chat)
+            view.finish(view.partial("interrupted", "interrupted", model))
+        # Still an error, so that Run All stops here; but one line, not our stack.
+        raise Interrupted() from None
     except StreamError as error:
         poll()
         if error.reply is not None:

@@ -143,8 +143,11 @@ class ChatMagics(Magics):
         images = self._images(args) if args.image else None
         if not prompt.strip():
             raise UsageError("the cell is empty: write the message below %%chat")
-        if args.system is None and chat.system is None and self.system:
-            chat.system = self.system  # the configured default for a thread that has none
+        system = args.system
+        if system is None and chat.system is None and self.system:
+            # The configured default for a thread that has none: like -s, it becomes the
+            # thread's only with a turn that succeeds.
+            system = self.system
         chat.context_budget = self.context_budget or None
         chat.retry = type(chat.retry)(retries=self.retries)
         chat.timeouts = type(chat.timeouts)(connect=self.connect_timeout, read=self.read_timeout)
@@ -178,7 +181,7 @@ class ChatMagics(Magics):
                 cell_id=cell_id,
                 rerun_by_text=cell_id is None,
                 new=args.new,
-                system=args.system,
+                system=system,
                 auto=args.auto or self.auto_tools,
                 **params,
             )

@@ -78,3 +78,22 @@ def test_no_rate_is_made_up_for_an_answer_that_arrived_at_once() -> None:
 
     plain = Reply(content="x", usage=Usage(10, 300, 310), ttft=0.5, elapsed=0.5004)
     assert plain.tokens_per_second is None
+
+
+@pytest.mark.parametrize(
+    ("line", "meant"),
+    [("histroy", "history"), ("thread", "threads"), ("reste", "reset"), ("recrd", "record")],
+)
+def test_a_sub_command_typo_is_refused_and_says_what_was_meant(line, meant) -> None:
+    from ipychat._commands import run_command
+
+    with pytest.raises(ipychat.ConfigError) as info:
+        run_command(None, line)
+    assert str(info.value) == f"did you mean {meant}? (to ask it, %chat ask {line})"
+
+
+@pytest.mark.parametrize("line", ["hi", "why", "no", "monads", "history of Rome please"])
+def test_short_words_and_real_questions_stay_questions(line) -> None:
+    from ipychat._commands import near_command
+
+    assert near_command(line) is None

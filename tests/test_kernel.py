@@ -193,9 +193,11 @@ def test_interrupt_stops_the_stream_keeps_partial_and_kernel_works(k, fake) -> N
     latency = time.monotonic() - start
     assert latency < 0.5, latency
     assert fake.requests[-1].finished.wait(1) and fake.requests[-1].closed_early
-    assert result.error["ename"] == "KeyboardInterrupt"
+    assert result.error["ename"] == "Interrupted"  # a KeyboardInterrupt: Run All stops here
+    assert len(result.error["traceback"]) == 1, result.error["traceback"]  # not our stack
     text = result.text()
     assert "w0" in text and "interrupted" in text
+    assert "fake-model" in result.final()[0]["data"]["text/html"]  # the model, not "?"
     assert k.value("ipychat.thread().turns[-1].meta['status']").strip() == "'interrupted'"
     assert k.run("import asyncio\nawait asyncio.sleep(0.1)").status == "ok"
     assert k.run("%%chat\nafter").status == "ok"
@@ -272,7 +274,7 @@ def test_twenty_interrupts_in_a_row_leak_nothing(k, fake) -> None:
         k.interrupt()
         result = k.collect(msg_id)
         latencies.append(time.monotonic() - start)
-        assert result.reply.get("ename") == "KeyboardInterrupt", result.text()[-300:]
+        assert result.reply.get("ename") == "Interrupted", result.text()[-300:]
         assert fake.requests[-1].finished.wait(1) and fake.requests[-1].closed_early
         if baseline is None:
             baseline = probe(k)
@@ -409,3 +411,45 @@ def test_a_loaded_thread_cannot_redirect_a_retry_or_multiply_it(k, fake, tmp_pat
     body = fake.requests[-1].body
     assert body["temperature"] == 0.3 and "n" not in body
     assert fake.requests[-1].headers["Authorization"] == f"Bearer {SECRET}"
+
+
+def test_a_failed_turn_leaves_the_configured_system_prompt_unapplied(k, fake) -> None:
+    k.run("%config ChatMagics.system = 'Be terse.'")
+    try:
+        fake.push(error(400, "bad request"))
+        k.run("%%chat\nhello")
+        assert k.value("ipychat.thread().system").strip() == "None"
+        fake.push(sse(["hi"]))
+        k.run("%%chat\nhello")
+        assert k.value("ipychat.thread().system").strip() == "'Be terse.'"
+        assert fake.requests[-1].body["messages"][0] == {"role": "system", "content": "Be terse."}
+    finally:
+        k.run("%config ChatMagics.system = ''")
+
+
+def test_a_failed_retry_writes_nothing_onto_the_old_turn(k, fake) -> None:
+    fake.push(sse(["first"]))
+    k.run("%%chat\nhello")
+    before = k.value("sorted(ipychat.thread().turns[-1].meta)")
+    fake.push(error(400, "bad request"))
+    k.run("%chat retry")
+    assert k.value("sorted(ipychat.thread().turns[-1].meta)") == before
+    assert k.value("ipychat.thread().turns[-1].replies[-1]['content']").strip() == "'first'"
+    fake.push(sse(["second"]))
+    k.run("%chat retry")
+    assert k.value("len(ipychat.thread().turns)").strip() == "1"
+    assert k.value("ipychat.thread().turns[-1].replies[-1]['content']").strip() == "'second'"
+
+
+def test_a_one_line_question_may_end_in_a_question_mark(k, fake) -> None:
+    fake.push(sse(["A monad is a monoid in the category of endofunctors."]))
+    result = k.run("%chat what is a monad?")
+    assert result.status == "ok", result.text()
+    assert fake.requests[-1].body["messages"][-1]["content"] == "what is a monad?"
+    assert "endofunctors" in result.text()
+
+
+def test_chat_question_mark_alone_still_shows_help(k, fake) -> None:
+    result = k.run("%chat?")
+    assert result.status == "ok" and fake.requests == []
+    assert "chat" in json.dumps(result.reply.get("payload", [])) + result.text()
