@@ -19,6 +19,7 @@ from typing import Any
 
 from ._client import STREAM_DONE
 from ._errors import APIStatusError, CassetteError, redact, status_error
+from ._files import read_text, write_atomic
 
 __all__ = ["MODES", "Cassette", "active_cassette", "request_key"]
 
@@ -41,7 +42,7 @@ class Cassette:
         self.entries: dict[str, dict[str, Any]] = {}
         if self.path.exists():
             try:
-                data = json.loads(self.path.read_text())
+                data = json.loads(read_text(self.path))
                 self.entries = dict(data.get("entries") or {})
             except (ValueError, AttributeError) as exc:
                 raise CassetteError(f"{self.path} is not an ipychat cassette: {exc}") from None
@@ -94,9 +95,7 @@ class Cassette:
         with self._lock:
             self.entries[key] = {"request": body, **response}
             data = {"format": FORMAT, "entries": self.entries}
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
     def _missing(self, body: dict[str, Any]) -> str:
         head = f"{self.path} has no recorded answer for this request"

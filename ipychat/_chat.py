@@ -15,6 +15,7 @@ from typing import Any
 from ._cassette import Cassette, active_cassette
 from ._client import Limits, Request, RetryPolicy, Timeouts
 from ._errors import ConfigError
+from ._files import read_text, write_atomic
 from ._messages import Event, Message, Reply, Turn, estimate_tokens, wire_message
 from ._settings import Settings, resolve
 from ._threads import SESSION
@@ -347,7 +348,7 @@ class Chat:
             "system": self.system,
             "turns": [turn.to_dict() for turn in self.turns],
         }
-        path.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n")
+        write_atomic(path, json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n")
         return path
 
     @classmethod
@@ -359,7 +360,7 @@ class Chat:
     def load_into(self, path: str | Path) -> None:
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_text(path))
             turns = [Turn.from_dict(t) for t in data["turns"]]
         except FileNotFoundError:
             raise ConfigError(f"no saved thread at {path}") from None

@@ -266,6 +266,18 @@ async def _with_retries(
             if started or not _retryable(error) or attempt >= policy.retries:
                 raise
             after = error.retry_after if isinstance(error, APIStatusError) else None
+            if isinstance(error, APIStatusError) and after is not None and after > policy.max_delay:
+                # Asking again sooner than the server said would only be refused again.
+                when = time.strftime("%H:%M:%S", time.localtime(time.time() + after))
+                raise type(error)(
+                    f"{error.message} — the server asks to wait {after:.0f} s: try again "
+                    f"after {when}",
+                    status_code=error.status_code,
+                    body=error.body,
+                    param=error.param,
+                    code=error.code,
+                    retry_after=after,
+                ) from None
             delay = policy.delay(attempt, after)
             if waited + delay > policy.max_total:
                 raise

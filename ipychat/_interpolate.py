@@ -8,6 +8,9 @@ code spans are never touched. `{{` and `}}` give literal braces.
 
 from __future__ import annotations
 
+import ast
+import builtins
+import inspect
 import re
 from typing import Any
 
@@ -42,18 +45,37 @@ def _expand_prose(text: str, namespace: dict[str, Any]) -> str:
             return "}"
         expr = match.group(1).strip()
         try:
-            code = compile(expr, "<chat>", "eval")
+            tree = ast.parse(expr, "<chat>", "eval")
         except SyntaxError:
             return token
-        if not code.co_names:
-            return token  # constants only: {10} in LaTeX, {1, 2} as a set in prose
+        if not _names_the_users(tree, namespace):
+            return token
         try:
-            value = eval(code, namespace)  # the user's own cell text, run as their code
+            value = eval(compile(tree, "<chat>", "eval"), namespace)  # the user's own text
         except Exception:
             return token
+        if callable(value) or inspect.ismodule(value):
+            return token  # {print} in prose is not a request to paste <built-in function>
         return to_text(value)
 
     return _FIELD.sub(replace, text)
+
+
+def _names_the_users(tree: ast.Expression, namespace: dict[str, Any]) -> bool:
+    """Whether an expression is about the user's own variables: it names some, and nothing
+    else but builtins (`{len(xs)}`). Constants ({10} in LaTeX), builtins alone ({len}) and
+    comma lists ({x, 1}, prose's set or tuple notation) stay as written."""
+    if isinstance(tree.body, ast.Tuple):
+        return False
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    bound = {
+        node.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+    }
+    names -= bound  # a comprehension's own variables
+    own = {name for name in names if name in namespace}
+    return bool(own) and all(name in own or hasattr(builtins, name) for name in names)
 
 
 def to_text(value: Any) -> str:

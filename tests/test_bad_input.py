@@ -97,3 +97,52 @@ def test_short_words_and_real_questions_stay_questions(line) -> None:
     from ipychat._commands import near_command
 
     assert near_command(line) is None
+
+
+def test_a_save_under_an_ascii_locale_is_utf8(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "t.json"
+    script = (
+        "import ipychat\n"
+        "from ipychat._messages import Turn\n"
+        "c = ipychat.Chat(base_url='http://127.0.0.1:9/v1', model='m')\n"
+        "c.turns.append(Turn({'role': 'user', 'content': 'h\\u00e9llo \\u2713'}, "
+        "[{'role': 'assistant', 'content': '\\u00e7a va'}], {}))\n"
+        f"c.save({str(path)!r})\n"
+        f"print(len(ipychat.Chat.load({str(path)!r}).turns))\n"
+    )
+    env = {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "héllo ✓" in path.read_text(encoding="utf-8")
+
+
+def test_a_failed_save_leaves_the_old_file_whole(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "t.json"
+    chat = ipychat.Chat(base_url="http://127.0.0.1:9/v1", model="m")
+    chat.turns.append(Turn({"role": "user", "content": "one"}, [], {}))
+    chat.save(path)
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", broken)
+    chat.turns.append(Turn({"role": "user", "content": "two"}, [], {}))
+    with pytest.raises(OSError):
+        chat.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]  # no temporary left behind
+
+
+def test_retry_after_beyond_the_cap_gives_up_at_once_and_says_when(fake) -> None:
+    from tests.fakeprovider import error
+
+    fake.push(error(429, "slow down", headers={"Retry-After": "120"}))
+    chat = ipychat.Chat(base_url=fake.url, model="m")
+    chat.retry = type(chat.retry)(retries=3, base=0.01, max_delay=30)
+    with pytest.raises(ipychat.RateLimitError, match=r"wait 120 s: try again after \d\d:\d\d"):
+        chat.ask("hi")
+    assert len(fake.requests) == 1

@@ -53,3 +53,16 @@ def test_long_values_are_cut() -> None:
 def test_constants_alone_are_not_expanded() -> None:
     text = "$x^{10}$ and the set {1, 2}"
     assert expand(text, NS) == text
+
+
+def test_builtins_and_comma_lists_stay_as_written() -> None:
+    ns = {**NS, "x": 5}
+    text = "use {len} and {print}, and the pair {x, 1}"
+    assert expand(text, ns) == text
+
+
+def test_expressions_over_the_users_variables_still_expand() -> None:
+    ns = {"xs": [1, 2, 3], "name": "Ada"}
+    assert expand("{len(xs)} items, {[n * 2 for n in xs]}, {name.upper()}", ns) == (
+        "3 items, [2, 4, 6], ADA"
+    )
