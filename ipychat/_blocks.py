@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["BlockSplitter"]
+__all__ = ["BlockSplitter", "whole_blocks"]
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])(?:\s|$)")
@@ -79,9 +79,18 @@ class BlockSplitter:
         return done
 
     def finish(self) -> list[str]:
-        """The end of the text: whatever is left is one last block."""
+        """The end of the text: whatever is left is one last block. A fence still open (an
+        answer cut by max_tokens inside code) is closed, so it renders as the code it is."""
         done = self.feed("\n")  # the last line may lack its line end
         rest = self._buf.strip("\n")
+        if self._fence is not None and rest.strip():
+            rest += "\n" + self._fence
         self._buf, self._scanned, self._fence, self._blank_at = "", 0, None, None
         self._list = False
         return done + ([rest] if rest.strip() else [])
+
+
+def whole_blocks(text: str) -> str:
+    """`text` as the splitter reads it in the end: the same blocks, an open fence closed."""
+    splitter = BlockSplitter()
+    return "\n\n".join([*splitter.feed(text), *splitter.finish()])

@@ -12,6 +12,7 @@ import asyncio
 import collections
 import concurrent.futures
 import inspect
+import re
 import time
 from collections.abc import Callable
 from html import escape
@@ -33,6 +34,7 @@ from ._render import (
 __all__ = ["LiveView", "ask_live"]
 
 INTERVAL = 0.1  # seconds between updates: ~10 per second
+_REFERENCE = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\S", re.M)  # a link reference definition
 # A long tail slows its own updates, so bytes sent stay linear in the answer (bench/render.py).
 BYTES_PER_SECOND = 4_000
 
@@ -69,12 +71,15 @@ class LiveView:
         self._answer_at: float | None = None
         self.kept: list[dict[str, Any]] = []
         self._tools: dict[str, str] = {}
+        self._round = 0  # where this round's outputs start in _handles (after a tool panel)
 
     # -- events -----------------------------------------------------------------------
     def feed(self, event: Event) -> None:
         if event.kind == "content":
+            self.drop_note()
             self._content(event.text)
         elif event.kind == "reasoning":
+            self.drop_note()
             self.reasoning.append(event.text)
             if not self.frontend.rich:
                 self.frontend.write(event.text)
@@ -111,9 +116,11 @@ class LiveView:
             if call.result is not None:
                 self.frontend.write(f"\n[tool {call.name}: {call.result[:200]}]\n")
             return
-        # What streamed before the call is finished and goes above its panel.
+        # What streamed before the call is finished and stays above its panel; the answer
+        # (Reply.content, and the final bundle) is the last round's.
         self._freeze(self.splitter.finish())
         self.tick(force=True)
+        self.frozen, self.content, self._tail = [], [], None
         bundle = _html(tool_html(call))
         handle = self._tools.get(call.id)
         if handle is None:
@@ -121,6 +128,14 @@ class LiveView:
             self._handles.append(self._tools[call.id])
         else:
             self.frontend.update(handle, bundle)
+        self._round = len(self._handles)
+
+    def drop_note(self) -> None:
+        """The passing note (a retry) has said what it had to: the answer is here, or the
+        turn is over."""
+        if self._note is not None:
+            self.frontend.update(self._note, {"text/plain": ""})
+            self._note = None
 
     def note(self, text: str | dict[str, Any], *, keep: bool = False) -> None:
         """A one-line note (or a ready bundle) above the answer; `keep` ones stay in the final
@@ -193,25 +208,31 @@ class LiveView:
 
     # -- the end ----------------------------------------------------------------------
     def finish(self, reply: Reply) -> None:
+        self.drop_note()
         if not self.frontend.rich:
             self.frontend.write(f"\n[{footer_text(reply)}]\n")
             return
         if reply.reasoning_time is None and self.reasoning:
             reply.reasoning_time = (self._answer_at or self.clock()) - self._started
         self._freeze(self.splitter.finish())
-        bundle = reply_bundle(reply, "".join(self.frozen))
-        if self.owns_cell:
+        # Blocks rendered one by one cannot see a reference definition in a later block:
+        # such an answer is rendered whole, once, at the end.
+        whole = _REFERENCE.search("".join(self.content)) is not None
+        bundle = reply_bundle(reply, None if whole else "".join(self.frozen))
+        if self.owns_cell and not self._tools:
             self.frontend.clear()
             for kept in self.kept:
                 self.frontend.show(kept)
             self.frontend.show(bundle)
             return
-        handles = [h for h in (self._think, *self._handles) if h]
+        # With tools ran, the cell also holds what they printed: only ipychat's own outputs
+        # change, the last round's becoming the answer.
+        handles = [h for h in (self._think, *self._handles[self._round :]) if h]
         if not handles:
             self.frontend.show(bundle)
             return
-        self.frontend.update(handles[0], bundle)
-        for handle in handles[1:]:
+        self.frontend.update(handles[-1], bundle)
+        for handle in handles[:-1]:
             self.frontend.update(handle, {"text/plain": ""})
 
     def partial(self, status: str, error: str | None, model: str | None) -> Reply:
@@ -346,6 +367,8 @@ def ask_live(
         if error.reply is not None:
             view.finish(error.reply)
         raise
+    finally:
+        view.drop_note()  # a stale "retrying (3/3)" must not stand above an error
     poll()
     reply = result[-1]
     view.finish(reply)

@@ -63,8 +63,8 @@ _TAGS = {
 _ATTRS = {
     "a": {"href", "title"},
     "code": {"class"},
-    "td": {"align"},
-    "th": {"align"},
+    "td": {"align", "style"},
+    "th": {"align", "style"},
     "ol": {"start"},
 }
 _IMG = re.compile(r'<img alt="([^"]*)" src="([^"]*)"(?: title="[^"]*")? ?/?>')
@@ -115,11 +115,17 @@ _SPACE = re.compile(r"[\x00-\x20\x7f]+")
 _BAD_SCHEMES = ("javascript:", "vbscript:", "data:", "file:")
 
 
+_ALIGN = re.compile(r"text-align: (left|right|center);?")
+
+
 def _no_hidden_scheme(element: str, attribute: str, value: str) -> str | None:
     """A link whose scheme is only split by spaces, tabs or line breaks (`java\tscript:`, which
-    markdown turns into spaces) is dropped: browsers remove some of them before parsing."""
+    markdown turns into spaces) is dropped: browsers remove some of them before parsing. The
+    only style kept is a table cell's alignment, as markdown writes it."""
     if attribute in ("href", "src") and _SPACE.sub("", value).lower().startswith(_BAD_SCHEMES):
         return None
+    if attribute == "style":
+        return value if element in ("td", "th") and _ALIGN.fullmatch(value.strip()) else None
     return value
 
 
@@ -338,7 +344,11 @@ def reply_html(reply: Reply, answer_html: str | None = None) -> str:
             )
         )
     parts.extend(tool_html(call) for call in reply.tool_runs)
-    parts.append(answer_html if answer_html is not None else render_markdown(reply.content))
+    if answer_html is None:
+        from ._blocks import whole_blocks
+
+        answer_html = render_markdown(whole_blocks(reply.content))
+    parts.append(answer_html)
     parts.append(footer_html(reply))
     return WRAP.format("".join(parts))
 

@@ -453,3 +453,21 @@ def test_chat_question_mark_alone_still_shows_help(k, fake) -> None:
     result = k.run("%chat?")
     assert result.status == "ok" and fake.requests == []
     assert "chat" in json.dumps(result.reply.get("payload", [])) + result.text()
+
+
+def test_what_a_tool_prints_stays_in_the_cell(k, fake) -> None:
+    from tests.test_tools import call_chunks
+
+    k.run(
+        "def lookup(city: str) -> str:\n"
+        "    '''Weather.'''\n"
+        "    print('TOOL PRINTED', city)\n"
+        "    return 'sunny'"
+    )
+    fake.push(call_chunks([("c1", "lookup", ['{"city": "Oslo"}'])]), sse(["It is sunny."]))
+    result = k.run("%%chat --tools lookup --auto\nweather in Oslo?")
+    assert result.status == "ok", result.text()
+    final = result.final()
+    assert any("TOOL PRINTED Oslo" in str(out) for out in final)
+    answer = [o for o in final if "text/markdown" in o.get("data", {})][-1]["data"]
+    assert answer["text/markdown"] == "It is sunny."

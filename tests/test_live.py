@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import ipychat
 from ipychat._display import RecordingFrontend
 from ipychat._live import LiveView, ask_live
 from ipychat._messages import Event, Reply
@@ -136,3 +137,69 @@ def test_corpus_answers_streamed_in_pieces_never_render_live_markup() -> None:
         view.finish(Reply(content=payload))
         for html in htmls(front):
             assert problems(html) == [], case["id"]
+
+
+def _final_html(front: RecordingFrontend) -> str:
+    return "".join(b.get("text/html", "") for b in front.visible())
+
+
+def test_the_retry_note_goes_once_the_answer_arrives() -> None:
+    front = RecordingFrontend()
+    view = LiveView(front, owns_cell=False, interval=0)
+    view.feed(Event("retry", "rate-limited, retrying in 1.0 s (1/3)"))
+    assert "retrying" in str(front.visible())
+    stream(view, "the answer")
+    assert "retrying" not in str(front.visible())
+    view.finish(Reply(content="the answer", model="m"))
+    assert "retrying" not in str(front.visible())
+
+
+def test_no_stale_retry_note_stands_above_the_final_error(chat, fake) -> None:
+    from tests.fakeprovider import error
+
+    fake.push(*[error(429, "slow down", headers={"Retry-After": "0"}) for _ in range(4)])
+    front = RecordingFrontend()
+    with pytest.raises(ipychat.RateLimitError):
+        ask_live(chat, "q", frontend=front, owns_cell=True)
+    assert "retrying" not in str(front.visible())
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            "See [the docs][d].\n\nMore text.\n\n[d]: https://example.com/docs",
+            'href="https://example.com/docs"',
+        ),
+        ("| a | b |\n|:--|--:|\n| 1 | 2 |\n\nafter", 'style="text-align: right;"'),
+        ("Here:\n\n```python\ndef f(n):\n    if n <= 0:\n        return 1", "<pre"),
+    ],
+    ids=["reference link", "table alignment", "fence cut by max_tokens"],
+)
+def test_what_streaming_splits_renders_as_a_whole_answer_would(answer, expected) -> None:
+    front = RecordingFrontend()
+    view = LiveView(front, owns_cell=True, interval=0)
+    stream(view, answer, step=4)
+    view.finish(Reply(content=answer, model="m", finish_reason="length"))
+    final = _final_html(front)
+    assert expected in final and "```" not in final
+
+
+def test_a_tool_turn_keeps_what_the_tool_printed_and_agrees_with_the_reply() -> None:
+    from ipychat._tools import ToolCall
+
+    front = RecordingFrontend()
+    view = LiveView(front, owns_cell=True, interval=0)
+    stream(view, "Let me check.")
+    call = ToolCall("c1", "lookup", "{}")
+    view.feed(Event("tool", data=call))
+    printed = front.show({"text/plain": "TOOL PRINTED"})  # what the user's tool printed
+    call.result = "42"
+    view.feed(Event("tool", data=call))
+    stream(view, "It is **42**.")
+    view.finish(Reply(content="It is **42**.", model="m"))
+    shown = front.visible()
+    assert {"text/plain": "TOOL PRINTED"} in shown and printed
+    final = shown[-1]
+    assert final["text/markdown"] == "It is **42**." and final["text/plain"].startswith("It is")
+    assert "<strong>42</strong>" in final["text/html"] and "Let me check" not in final["text/html"]
