@@ -43,9 +43,12 @@ class Cassette:
         if self.path.exists():
             try:
                 data = json.loads(read_text(self.path))
-                self.entries = dict(data.get("entries") or {})
-            except (ValueError, AttributeError) as exc:
+            except (OSError, ValueError) as exc:
                 raise CassetteError(f"{self.path} is not an ipychat cassette: {exc}") from None
+            from ._validate import check_cassette
+
+            check_cassette(data, self.path)
+            self.entries = dict(data.get("entries") or {})
         elif mode == "replay":
             raise CassetteError(f"no cassette at {self.path} to replay; record it first")
 

@@ -361,11 +361,14 @@ class Chat:
         path = Path(path)
         try:
             data = json.loads(read_text(path))
-            turns = [Turn.from_dict(t) for t in data["turns"]]
         except FileNotFoundError:
             raise ConfigError(f"no saved thread at {path}") from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError) as exc:
             raise ConfigError(f"{path} is not a saved ipychat thread: {exc}") from None
+        from ._validate import check_thread
+
+        check_thread(data, path)
+        turns = [Turn.from_dict(t) for t in data["turns"]]
         self.system = data.get("system")
         self.turns = turns
         SESSION.notify(self.name)

@@ -49,15 +49,28 @@ class JupyterFrontend:
         sys.stdout.write(text)
 
 
+# Every C0 control but tab and line feed, DEL, and the C1 controls: a model or a provider could
+# otherwise clear the screen, retitle the window, move the cursor over what the user approves
+# (CR), or write the clipboard (OSC 52).
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F]}
+_CONTROLS.update({c: f"\\x{c:02x}" for c in range(0x80, 0xA0)})
+
+
+def inert(text: str) -> str:
+    """`text` safe for a terminal: control characters shown as `\\xNN`, not obeyed."""
+    return text.translate(_CONTROLS)
+
+
 class TerminalFrontend:
-    """Terminal IPython: plain text, streamed; no HTML dumped on the terminal."""
+    """Terminal IPython: plain text, streamed; no HTML dumped on the terminal, and nothing a
+    model or provider sends is obeyed as a terminal control."""
 
     rich = False
 
     def show(self, bundle: Bundle) -> str:
         text = bundle.get("text/plain", "")
         if text:
-            print(text)
+            print(inert(text))
         return ""
 
     def update(self, handle: str, bundle: Bundle) -> None:
@@ -67,7 +80,7 @@ class TerminalFrontend:
         pass
 
     def write(self, text: str) -> None:
-        sys.stdout.write(text)
+        sys.stdout.write(inert(text))
         sys.stdout.flush()
 
 

@@ -19,7 +19,7 @@ from html import escape
 from typing import Any
 
 from ._blocks import BlockSplitter
-from ._display import Frontend, pick_frontend
+from ._display import Frontend, inert, pick_frontend
 from ._messages import Event, Reply
 from ._render import (
     WRAP,
@@ -282,7 +282,9 @@ class MainThreadJobs:
 
 def _ask_approval(call: Any) -> bool:
     try:
-        answer = input(f"Run tool {call.name}({call.arguments})? [y/N] ")
+        # Escaped: a CR or an escape in the arguments must not hide what is being approved.
+        shown = inert(f"{call.name}({call.arguments})")
+        answer = input(f"Run tool {shown}? [y/N] ")
     except Exception:  # StdinNotImplementedError: this front end cannot ask
         call.extra["note"] = "approval needs a front end that can ask; use --auto"
         return False

@@ -146,3 +146,28 @@ def test_retry_after_beyond_the_cap_gives_up_at_once_and_says_when(fake) -> None
     with pytest.raises(ipychat.RateLimitError, match=r"wait 120 s: try again after \d\d:\d\d"):
         chat.ask("hi")
     assert len(fake.requests) == 1
+
+
+def test_terminal_output_obeys_no_control_sequence(capsys) -> None:
+    from ipychat._display import TerminalFrontend
+
+    hostile = "ok\x1b]52;c;ZXZpbA==\x07 \x1b[2J\rOVERWRITE\x9b31m\x7f done\n"
+    front = TerminalFrontend()
+    front.write(hostile)
+    front.show({"text/plain": hostile})
+    out = capsys.readouterr().out
+    assert not any(ord(c) < 32 and c not in "\n\t" for c in out)
+    assert "\x9b" not in out and "\x7f" not in out
+    assert "\\x1b]52;c;ZXZpbA==" in out and "ok" in out and "done" in out
+
+
+def test_the_approval_prompt_shows_the_arguments_escaped(monkeypatch) -> None:
+    from ipychat._live import _ask_approval
+    from ipychat._tools import ToolCall
+
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "n")
+    _ask_approval(ToolCall("c1", "rm", '{"path": "/tmp/x\\r                 harmless"}'))
+    _ask_approval(ToolCall("c2", "rm", '{"path": "a"}\r\x1b[2Kls()'))
+    assert all("\r" not in p and "\x1b" not in p for p in asked)
+    assert "\\x0d" in asked[1] and "\\x1b[2K" in asked[1]
