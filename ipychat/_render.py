@@ -74,9 +74,12 @@ WRAP = (
     '<div class="ipychat-reply" style="color: var(--jp-content-font-color1, inherit); '
     'line-height: 1.5">{}</div>'
 )
+# The <code> inside is made transparent: JupyterLab gives inline code a background and padding
+# of its own, which inside a <pre> painted a strip behind every line.
 PRE = (
     '<pre style="background: var(--jp-layout-color2, rgba(127,127,127,.12)); '
-    'padding: 6px 8px; border-radius: 4px; overflow-x: auto"><code>{}</code></pre>'
+    'padding: 6px 8px; border-radius: 4px; overflow-x: auto">'
+    '<code style="background: transparent; padding: 0; border: 0">{}</code></pre>'
 )
 
 # The same look in fewer bytes: the live tail is re-sent many times.

@@ -266,3 +266,16 @@ def test_a_sample_of_the_xss_corpus_never_runs_in_the_page(page, lab, fake) -> N
     shot(page, page.locator(".jp-Notebook .jp-Cell").nth(1), "xss-corpus-cell.png")
     # The traps were armed: a call now is caught, so the None above means nothing fired.
     assert page.evaluate("() => { alert('probe'); return window.__pwned; }") == "alert(probe)"
+
+
+def test_highlighted_code_has_no_strip_behind_its_lines(page, lab, fake) -> None:
+    answer = "Here:\n\n```python\ndef f(n):\n    return n * 2\n```\n\nand `inline`."
+    fake.push(sse([answer]))
+    open_notebook(page, lab, "code.ipynb", ["%load_ext ipychat", "%%chat\nsome code"])
+    run_all(page)
+    code = page.locator(".ipychat-reply pre code").first
+    code.wait_for(timeout=30_000)
+    background = code.evaluate("(e) => getComputedStyle(e).backgroundColor")
+    padding = code.evaluate("(e) => getComputedStyle(e).paddingLeft")
+    assert background in ("rgba(0, 0, 0, 0)", "transparent") and padding == "0px", background
+    shot(page, page.locator(".jp-Notebook .jp-Cell").nth(1), "code-cell.png")
