@@ -315,16 +315,17 @@ def _says_something(batch: list[Any]) -> bool:
         if not isinstance(choices, list):
             return True
         for choice in choices:
-            delta = (
-                (choice.get("delta") or choice.get("message")) if isinstance(choice, dict) else 1
-            )
-            if not isinstance(delta, dict) or any(
-                delta.get(k)
-                for k in ("content", "reasoning_content", "reasoning", "tool_calls", "refusal",
-                          "reasoning_details")
-            ):  # fmt: skip
+            if not isinstance(choice, dict):
+                return True
+            delta = choice.get("delta", choice.get("message", {}))
+            if not isinstance(delta, dict) or any(delta.get(k) for k in _ANSWER_KEYS):
                 return True
     return False
+
+
+_ANSWER_KEYS = (
+    "content", "reasoning_content", "reasoning", "tool_calls", "refusal", "reasoning_details"
+)  # fmt: skip
 
 
 def _carries_answer(batch: list[dict[str, Any]]) -> bool:

@@ -11,6 +11,7 @@ variables, so light and dark themes both read well.
 from __future__ import annotations
 
 import html
+import math
 import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -260,6 +261,15 @@ def reasoning_html(text: str, *, open_: bool, seconds: float | None, tokens: int
     )
 
 
+def money(dollars: float) -> str:
+    """Two significant digits under a dollar ($0.00032, not $0.0003 or $0.0000), cents above."""
+    if dollars == 0:
+        return "$0"
+    if abs(dollars) >= 1:
+        return f"${dollars:,.2f}"
+    return f"${float(f'{dollars:.2g}'):.{max(2, -math.floor(math.log10(abs(dollars))) + 1)}f}"
+
+
 def footer_text(reply: Reply) -> str:
     """One line: model, tokens, cost, time to first token, speed, and how it ended."""
     items = [reply.model or "?"]
@@ -273,7 +283,7 @@ def footer_text(reply: Reply) -> str:
             tokens += f" ({usage.reasoning_tokens:,} reasoning)"
         items.append(tokens)
         if usage.cost is not None:
-            items.append(f"${usage.cost:.4f}" if usage.cost < 1 else f"${usage.cost:,.2f}")
+            items.append(money(usage.cost))
     elif reply.deltas:
         items.append(f"~{reply.deltas:,} tokens out (no usage reported)")
     if reply.ttft is not None:

@@ -15,7 +15,7 @@ import ipywidgets as widgets
 
 from ._errors import ChatError
 from ._live import LiveView
-from ._render import WRAP, turn_html
+from ._render import WRAP, money, turn_html
 from ._threads import SESSION
 
 __all__ = ["ChatPanel"]
@@ -156,7 +156,7 @@ class ChatPanel(widgets.VBox):
                 priced = True
         line = f"{len(chat.turns)} turns · {prompt:,} tokens in · {completion:,} out"
         if priced:
-            line += f" · ${cost:.4f}"
+            line += f" · {money(cost)}"
         self.usage.value = f'<span style="font-size: 0.85em; opacity: 0.7">{line}</span>'
         self._republish()
 

@@ -291,3 +291,32 @@ def test_a_huge_error_message_is_one_short_line(fake) -> None:
     with pytest.raises(ipychat.BadRequestError) as info:
         collect(fake)
     assert len(str(info.value)) < 800 and "\n" not in str(info.value)
+
+
+def test_a_cost_only_in_litellms_header_is_read(fake) -> None:
+    fake.push(
+        Script(
+            body=json.dumps(
+                {
+                    "model": "m",
+                    "choices": [
+                        {"index": 0, "message": {"content": "hi"}, "finish_reason": "stop"}
+                    ],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+                }
+            ).encode(),
+            headers={"x-litellm-response-cost": "0.00042"},
+        )
+    )
+    reply = ipychat.Chat(base_url=fake.url, model="m").ask("hi", stream=False)
+    assert reply.cost == pytest.approx(0.00042)
+
+
+def test_a_stream_with_only_a_finish_is_asked_again_plainly_for_the_real_error(fake) -> None:
+    """What LiteLLM makes of llama-cpp-python's empty stream on an over-long prompt."""
+    role = event({"model": "m", "choices": [{"index": 0, "delta": {"role": "assistant"}}]})
+    stop = event({"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    fake.push(raw_sse([role, stop, b"data: [DONE]\n\n"]), error(400, "context length exceeded"))
+    with pytest.raises(ipychat.BadRequestError, match="context length exceeded"):
+        ipychat.Chat(base_url=fake.url, model="m").ask("hi")
+    assert fake.requests[-1].body["stream"] is False

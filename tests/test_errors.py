@@ -69,3 +69,19 @@ def test_hierarchy() -> None:
 def test_ipython_shows_one_line_instead_of_a_traceback() -> None:
     lines = ipychat.RateLimitError("HTTP 429: slow", status_code=429)._render_traceback_()
     assert len(lines) == 1 and "RateLimitError: HTTP 429: slow" in lines[0]
+
+
+def test_openrouter_upstream_detail_is_shown() -> None:
+    from ipychat._errors import status_error
+
+    raw = "qwen is temporarily rate-limited upstream"
+    body = {"error": {"code": 429, "message": "Provider returned error", "metadata": {"raw": raw}}}
+    assert "temporarily rate-limited upstream" in str(status_error(429, body))
+
+
+def test_a_param_sent_as_the_string_none_is_not_shown() -> None:
+    from ipychat._errors import status_error
+
+    body = {"error": {"message": "bad", "param": "None"}}
+    error = status_error(400, body)
+    assert "param" not in str(error) and error.param is None

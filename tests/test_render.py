@@ -175,3 +175,16 @@ def test_corpus_answer_renders_inert_on_every_static_path(case) -> None:
     assert problems(render_markdown(payload)) == [], case["source"]
     reply = Reply(content=payload, reasoning=payload, model="m", error=payload, status="incomplete")
     assert problems(reply_bundle(reply)["text/html"]) == [], case["source"]
+
+
+@pytest.mark.parametrize(
+    ("dollars", "shown"),
+    [(0.00032, "$0.00032"), (0.0000041, "$0.0000041"), (0.0021, "$0.0021"), (0.5, "$0.50"),
+     (1.234, "$1.23"), (0, "$0")],
+)  # fmt: skip
+def test_costs_show_two_significant_digits(dollars, shown) -> None:
+    from ipychat._render import money
+
+    assert money(dollars) == shown
+    reply = Reply(content="x", model="m", usage=Usage(1, 1, 2, cost=dollars))
+    assert shown in footer_text(reply)
