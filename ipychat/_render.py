@@ -308,6 +308,8 @@ def status_note(reply: Reply) -> str | None:
         return "✂ cut at max tokens"
     if reply.finish_reason == "content_filter":
         return "⚠ stopped by the provider's content filter"
+    if reply.refusal and not reply.content:
+        return "⊘ the model refused"
     if reply.error:
         return f"⚠ {reply.error}"
     return None
@@ -347,6 +349,12 @@ def footer_html(reply: Reply) -> str:
     )
 
 
+def answer_text(reply: Reply) -> str:
+    """What is shown as the answer: the content, or the refusal in its place (marked by the
+    footer's note)."""
+    return reply.content or reply.refusal or ""
+
+
 def reply_html(reply: Reply, answer_html: str | None = None) -> str:
     parts = []
     if reply.reasoning:
@@ -360,7 +368,7 @@ def reply_html(reply: Reply, answer_html: str | None = None) -> str:
     if answer_html is None:
         from ._blocks import whole_blocks
 
-        answer_html = render_markdown(whole_blocks(reply.content))
+        answer_html = render_markdown(whole_blocks(answer_text(reply)))
     parts.append(answer_html)
     parts.append(footer_html(reply))
     return WRAP.format("".join(parts))
@@ -407,12 +415,12 @@ def turn_html(turn: Any) -> str:
 
 def reply_bundle(reply: Reply, answer_html: str | None = None) -> dict[str, Any]:
     """The final output: rendered HTML, the raw answer as markdown, and plain text."""
-    plain = reply.content
+    plain = answer = answer_text(reply)
     note = status_note(reply)
     if note:
         plain += f"\n[{note}]"
     return {
         "text/html": reply_html(reply, answer_html),
-        "text/markdown": reply.content,
+        "text/markdown": answer,
         "text/plain": plain,
     }

@@ -84,3 +84,27 @@ def test_ask_from_inside_ipychats_loop_is_a_clear_error(fake) -> None:
     with pytest.raises(ipychat.ConfigError, match="ask_async"):
         run_sync(nested())
     assert tool is not None
+
+
+def test_a_stall_after_done_neither_delays_nor_breaks_the_answer(fake) -> None:
+    script = sse(["all ", "here"])
+    script.events.append(b": still here\n\n")
+    script.pauses = {len(script.events) - 1: 8.0}  # the server holds the connection open
+    fake.push(script)
+    started = time.monotonic()
+    reply = ipychat.Chat(base_url=fake.url, model="m").ask("hi")
+    assert reply.status == "complete" and reply.content == "all here"
+    assert time.monotonic() - started < 2
+
+
+def test_a_drop_after_the_finish_keeps_the_answer_complete(fake) -> None:
+    pieces = [event(chunk("whole answer")), event(chunk(finish="stop"))]
+    fake.push(raw_sse(pieces, drop=True))  # no usage, no [DONE]: the connection just goes
+    reply = ipychat.Chat(base_url=fake.url, model="m").ask("hi")
+    assert reply.status == "complete" and reply.content == "whole answer"
+
+
+def test_done_without_a_finish_reason_is_complete(fake) -> None:
+    fake.push(raw_sse([event(chunk("Snowflake style")), b"data: [DONE]\n\n"]))
+    reply = ipychat.Chat(base_url=fake.url, model="m").ask("hi")
+    assert reply.status == "complete" and reply.finish_reason is None

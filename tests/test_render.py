@@ -188,3 +188,13 @@ def test_costs_show_two_significant_digits(dollars, shown) -> None:
     assert money(dollars) == shown
     reply = Reply(content="x", model="m", usage=Usage(1, 1, 2, cost=dollars))
     assert shown in footer_text(reply)
+
+
+def test_a_refusal_is_shown_as_the_answer_and_marked() -> None:
+    reply = Reply(content="", refusal="I can't help with that.", model="m", finish_reason="stop")
+    bundle = reply_bundle(reply)
+    assert "I can&#x27;t help with that." in bundle["text/html"] or "I can't" in bundle["text/html"]
+    assert bundle["text/markdown"] == "I can't help with that."
+    assert (
+        "the model refused" in bundle["text/plain"] and "the model refused" in bundle["text/html"]
+    )
