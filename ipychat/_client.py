@@ -474,9 +474,7 @@ async def _sse_chunks(
                 )
             continue
         seen_any = True
-        if DONE in datas:
-            datas = datas[: datas.index(DONE)]
-            done = True
+        datas, done = _until_done(datas)
         if datas:
             batch = load_batch(datas)
             said = said or _says_something(batch)
@@ -488,16 +486,13 @@ async def _sse_chunks(
                 await asyncio.wait_for(_drain(reads), AFTER_DONE)
             break
     if not done:
-        datas = [event.data.encode() for event in decoder.flush()]
+        # An event the body ended without its blank line still counts.
+        datas, done = _until_done([event.data.encode() for event in decoder.flush()])
+        seen_any = seen_any or done or bool(datas)
         if datas:
-            seen_any = True
-            if DONE in datas:
-                datas = datas[: datas.index(DONE)]
-                done = True
-            if datas:
-                batch = load_batch(datas)
-                said = said or _says_something(batch)
-                yield batch
+            batch = load_batch(datas)
+            said = said or _says_something(batch)
+            yield batch
     if not received:
         raise EmptyStream("the server sent an empty stream")
     if seen_any and not said:
@@ -515,6 +510,13 @@ async def _sse_chunks(
 
 
 DONE = b"[DONE]"
+
+
+def _until_done(datas: list[bytes]) -> tuple[list[bytes], bool]:
+    """The events before `[DONE]`, and whether it came."""
+    if DONE in datas:
+        return datas[: datas.index(DONE)], True
+    return datas, False
 
 
 def load_batch(datas: list[bytes]) -> list[Any]:
