@@ -312,7 +312,7 @@ class Accumulator:
                 raise _malformed("a tool call's arguments", arguments)
 
     def reply(self, **extra: Any) -> Reply:
-        content, reasoning = "".join(self.content), "".join(self.reasoning)
+        content, reasoning = _whole("".join(self.content)), _whole("".join(self.reasoning))
         if "</think>" in content and "<think>" not in content:
             # The template opened the block (Qwen3, DeepSeek-R1 distills): only its end shows.
             thought, _, content = content.partition("</think>")
@@ -336,6 +336,16 @@ class Accumulator:
             choices=choices,
             **extra,
         )
+
+
+def _whole(text: str) -> str:
+    """Surrogate pairs escaped in JSON (`\\ud83d` then `\\ude00`) that arrived in two chunks
+    joined into their character; a lone one replaced: the text must be writable as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _error_text(error: Any) -> str:

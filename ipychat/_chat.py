@@ -255,6 +255,8 @@ class Chat:
             # A new turn goes after whatever was stored meanwhile (a stream left with `break`
             # stores its partial turn when asyncio closes it), not over it.
             at = len(self.turns) if appends else cut
+            if replace_last and reply.status != "complete":
+                return  # a retry replaces the old answer only with a whole new one
             self._commit(at, user, replies, reply, request, cell_id)
 
         run = TurnRun(

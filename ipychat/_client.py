@@ -26,6 +26,7 @@ from ._errors import (
     APIStatusError,
     APITimeoutError,
     ChatError,
+    ConfigError,
     StreamError,
     clip,
     redact,
@@ -170,20 +171,26 @@ def get_client() -> httpx.AsyncClient:
     return client
 
 
+MAX_RETRY_AFTER = 86_400.0
+
+
 def retry_after(headers: Any) -> float | None:
     """`Retry-After` as seconds, from either of its forms (seconds, or an HTTP date)."""
     value = headers.get("retry-after") if headers is not None else None
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # inf, nan or 1e20 are no waits anyone can honour: a day is the most that counts.
+        return min(max(0.0, seconds), MAX_RETRY_AFTER) if seconds == seconds else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return min(max(0.0, when.timestamp() - time.time()), MAX_RETRY_AFTER)
 
 
 class StreamDone:
@@ -268,7 +275,8 @@ async def _with_retries(
             after = error.retry_after if isinstance(error, APIStatusError) else None
             if isinstance(error, APIStatusError) and after is not None and after > policy.max_delay:
                 # Asking again sooner than the server said would only be refused again.
-                when = time.strftime("%H:%M:%S", time.localtime(time.time() + after))
+                fmt = "%H:%M:%S" if after < 43_200 else "%Y-%m-%d %H:%M"
+                when = time.strftime(fmt, time.localtime(time.time() + after))
                 raise type(error)(
                     f"{error.message} — the server asks to wait {after:.0f} s: try again "
                     f"after {when}",
@@ -328,15 +336,14 @@ _ANSWER_KEYS = (
 )  # fmt: skip
 
 
-def _carries_answer(batch: list[dict[str, Any]]) -> bool:
+def _carries_answer(batch: list[Any]) -> bool:
+    """Whether the answer has begun (nothing is retried after that): text of any kind, a
+    refusal, a tool call, a finish, usage, an error, or a chunk too malformed to tell."""
+    if _says_something(batch):
+        return True
     for chunk in batch:
-        if chunk.get("error") or chunk.get("usage"):
-            return True
         for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or choice.get("message") or {}
-            if choice.get("finish_reason") or any(
-                delta.get(k) for k in ("content", "reasoning_content", "reasoning", "tool_calls")
-            ):
+            if choice.get("finish_reason"):
                 return True
     return False
 
@@ -380,6 +387,11 @@ async def _attempt(
         reason = type(error).__name__
         detail = str(error) or reason
         raise APIConnectionError(f"connection to {_origin(request.url)} failed: {detail}") from None
+    except (httpx.InvalidURL, UnicodeError) as error:
+        # A URL the check before sending let through (an IDNA label, an address out of range).
+        raise ConfigError(
+            f"the base URL cannot be requested ({type(error).__name__}: {error})"
+        ) from None
 
 
 @functools.lru_cache(maxsize=32)
@@ -456,16 +468,29 @@ async def _sse_chunks(
     said = False  # a chunk carried an answer, usage or an error
     received = 0
     reads = response.aiter_bytes()
+    head: bytes | None = b""  # the first bytes, until it is known whether they open with a BOM
+    quiet = 0  # bytes since the last event: blank lines and comments are bounded too
     async for raw in reads:
-        if not received and raw[:3] == b"\xef\xbb\xbf":
-            raw = raw[3:]  # a UTF-8 byte order mark, which WHATWG's decoder drops
+        if head is not None:
+            head += raw
+            if len(head) < len(BOM) and BOM.startswith(head):
+                continue  # a BOM may arrive split across reads
+            raw, head = head.removeprefix(BOM), None  # WHATWG's decoder drops it
         received += len(raw)
+        quiet += len(raw)
+        if quiet > limits.event_bytes:
+            raise StreamError(
+                f"the stream sent more than {limits.event_bytes:,} bytes without an event; "
+                "raise Chat.limits.event_bytes if it is meant to be"
+            )
         try:
             datas = decoder.feed_data(raw)
         except EventTooLarge as error:
             raise StreamError(
                 f"the stream sent {error}; raise Chat.limits.event_bytes if it is meant to be"
             ) from None
+        if datas:
+            quiet = 0
         if not datas:
             if not seen_any and raw.lstrip()[:1] == b"<" and "event-stream" not in ctype:
                 raise StreamError(
@@ -510,6 +535,7 @@ async def _sse_chunks(
 
 
 DONE = b"[DONE]"
+BOM = b"\xef\xbb\xbf"
 
 
 def _until_done(datas: list[bytes]) -> tuple[list[bytes], bool]:
@@ -552,7 +578,9 @@ def _parse_json(body: bytes) -> dict[str, Any]:
 
 
 def _origin(url: str) -> str:
+    """Scheme, host and port: never a user or password the URL may carry."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    netloc = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{netloc}"

@@ -58,10 +58,13 @@ def near_command(line: str) -> str | None:
     word = line.strip()
     if len(word) < 4 or not word.isalpha() or word in COMMANDS:
         return None
-    for name in sorted(COMMANDS):
-        if len(name) >= 4 and _one_edit(word.lower(), name):
-            return name
-    return None
+    import difflib
+
+    near = [n for n in COMMANDS if len(n) >= 4 and _one_edit(word.lower(), n)]
+    if not near:
+        return None
+    # Of several one edit away (`mode`: code, model), the likeliest: the most alike.
+    return max(near, key=lambda n: (difflib.SequenceMatcher(None, word, n).ratio(), -len(n)))
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -85,7 +88,9 @@ def _one_edit(a: str, b: str) -> bool:
 def _show(text: str, html_text: str | None = None) -> None:
     from IPython.display import display
 
-    bundle = {"text/plain": text}
+    from ._display import inert
+
+    bundle = {"text/plain": inert(text)}
     if html_text is not None:
         bundle["text/html"] = html_text
     display(bundle, raw=True)
@@ -168,7 +173,12 @@ def set_key(magics: Any, args: list[str], rest: str) -> None:
     if args:
         raise ConfigError("%chat key takes no argument: it asks, so the key stays out of the cell")
     value = getpass.getpass("API key (kept in this kernel's memory only): ")
-    SESSION.commands["api_key"] = Secret(value)
+    from ._settings import host_of
+
+    # Bound to the service it was typed for: a Chat or a setting pointing elsewhere later
+    # does not get it.
+    host = host_of(SESSION.thread().settings().base_url)
+    SESSION.commands["api_key"] = Secret(value, host or None)
     _show("key set for this kernel")
 
 
@@ -295,7 +305,9 @@ def retry(magics: Any, args: list[str], rest: str) -> Any:
     params: dict[str, Any] = {k: v for k, v in sent.items() if k in RETRY_PARAMS}
     if (sent.get("response_format") or {}).get("type") == "json_object":
         params["json"] = True
-    if sent.get("tools"):
+    if sent.get("tools") and "reply" in turn.meta:
+        # Only a turn made in this kernel offers its tools again: a loaded file must not pick
+        # which of the namespace's functions the model may call.
         names = [t["function"]["name"] for t in sent["tools"]]
         missing = [n for n in names if not callable(magics.shell.user_ns.get(n))]
         if missing:
@@ -303,14 +315,16 @@ def retry(magics: Any, args: list[str], rest: str) -> Any:
         params["tools"] = [magics.shell.user_ns[n] for n in names]
         params["max_rounds"] = magics.max_tool_rounds
     choice = sent.get("tool_choice")
-    if choice is not None:
+    if choice is not None and "tools" in params:
         params["tool_choice"] = choice["function"]["name"] if isinstance(choice, dict) else choice
     if isinstance(turn.meta.get("request_model"), str) and turn.meta["request_model"]:
         params["model"] = turn.meta["request_model"]
     # The new answer replaces the last turn only once it has succeeded; nothing is written
     # onto the old one before.
     cell_id = turn.meta.get("cell_id") if isinstance(turn.meta.get("cell_id"), str) else None
-    ask_live(chat, prompt, images, owns_cell=True, cell_id=cell_id, replace_last=True, **params)
+    # A line magic shares its cell with whatever else the cell prints: only ipychat's own
+    # outputs are replaced at the end (owns_cell=False), never the whole cell cleared.
+    ask_live(chat, prompt, images, cell_id=cell_id, replace_last=True, **params)
 
 
 @command("record", max_args=2)
@@ -350,4 +364,4 @@ def ask(magics: Any, args: list[str], rest: str) -> None:
 def ask_line(magics: Any, text: str) -> None:
     from ._live import ask_live
 
-    ask_live(SESSION.thread(), text, owns_cell=True)
+    ask_live(SESSION.thread(), text)  # (a line magic: see retry)

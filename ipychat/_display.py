@@ -52,13 +52,17 @@ class JupyterFrontend:
 # Every C0 control but tab and line feed, DEL, and the C1 controls: a model or a provider could
 # otherwise clear the screen, retitle the window, move the cursor over what the user approves
 # (CR), or write the clipboard (OSC 52).
+# Bidi overrides and isolates are shown too: they can make text read other than it runs.
 _CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F]}
 _CONTROLS.update({c: f"\\x{c:02x}" for c in range(0x80, 0xA0)})
+_CONTROLS.update({c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]})
+_ONE_LINE = {**_CONTROLS, 0x0A: "\\n", 0x09: "\\t"}
 
 
-def inert(text: str) -> str:
-    """`text` safe for a terminal: control characters shown as `\\xNN`, not obeyed."""
-    return text.translate(_CONTROLS)
+def inert(text: str, *, one_line: bool = False) -> str:
+    """`text` safe for a terminal: control characters shown as `\\xNN`, not obeyed; with
+    `one_line`, line breaks and tabs too (a prompt must show all of what it asks about)."""
+    return text.translate(_ONE_LINE if one_line else _CONTROLS)
 
 
 class TerminalFrontend:

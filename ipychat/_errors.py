@@ -105,8 +105,11 @@ class ChatError(Exception):
         return str(self.args[0]) if self.args else ""
 
     def _render_traceback_(self) -> list[str]:
-        # IPython shows this instead of a traceback: the user needs the one line, not our stack.
-        return [f"\x1b[31m{type(self).__name__}: {self}\x1b[0m"]
+        # IPython shows this instead of a traceback: the user needs the one line, not our stack,
+        # and a terminal must not obey what a provider put in its message.
+        from ._display import inert
+
+        return [f"\x1b[31m{type(self).__name__}: {inert(str(self), one_line=True)}\x1b[0m"]
 
 
 class ConfigError(ChatError, ValueError):

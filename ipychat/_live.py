@@ -23,6 +23,7 @@ from ._display import Frontend, inert, pick_frontend
 from ._messages import Event, Reply
 from ._render import (
     WRAP,
+    answer_text,
     footer_text,
     reasoning_html,
     render_markdown,
@@ -217,7 +218,10 @@ class LiveView:
         self._freeze(self.splitter.finish())
         # Blocks rendered one by one cannot see a reference definition in a later block:
         # such an answer is rendered whole, once, at the end.
-        whole = _REFERENCE.search("".join(self.content)) is not None
+        shown = "".join(self.content)
+        # ... and an answer whose final text differs from what streamed (a `</think>` that
+        # the template opened moves what came before it into the reasoning).
+        whole = _REFERENCE.search(shown) is not None or shown != answer_text(reply)
         bundle = reply_bundle(reply, None if whole else "".join(self.frozen))
         if self.owns_cell and not self._tools:
             self.frontend.clear()
@@ -283,7 +287,7 @@ class MainThreadJobs:
 def _ask_approval(call: Any) -> bool:
     try:
         # Escaped: a CR or an escape in the arguments must not hide what is being approved.
-        shown = inert(f"{call.name}({call.arguments})")
+        shown = inert(f"{call.name}({call.arguments})", one_line=True)
         answer = input(f"Run tool {shown}? [y/N] ")
     except Exception:  # StdinNotImplementedError: this front end cannot ask
         call.extra["note"] = "approval needs a front end that can ask; use --auto"

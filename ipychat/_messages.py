@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
@@ -51,7 +52,10 @@ def message_text(content: Any) -> str:
 
 
 def _num(value: Any) -> float | None:
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A finite number, or None: JSON may say 1e400 (inf) and a provider NaN."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    return value if isinstance(value, int) or math.isfinite(value) else None
 
 
 def _money(value: Any) -> float | None:
@@ -61,7 +65,7 @@ def _money(value: Any) -> float | None:
             number = float(value)
         except ValueError:
             return None
-        return number if number == number and abs(number) != float("inf") else None
+        return number if math.isfinite(number) else None
     return _num(value)
 
 

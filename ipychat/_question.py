@@ -16,13 +16,17 @@ _QUESTION = re.compile(r"^(\s*)%chat\s+(\S.*\?)\s*$")
 
 
 def keep_questions(lines: list[str]) -> list[str]:
-    out = []
-    for line in lines:
-        match = _QUESTION.match(line.rstrip("\n"))
-        if match is None or not match.group(2).strip("?").strip():
-            out.append(line)
-            continue
-        indent, text = match.groups()
-        end = "\n" if line.endswith("\n") else ""
-        out.append(f"{indent}get_ipython().run_line_magic('chat', {text!r}){end}")
+    """Only a cell that is that one line: elsewhere such a line may be a cell magic's body or
+    inside a string, and is not ours to rewrite."""
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    if len(filled) != 1:
+        return lines
+    line = lines[filled[0]]
+    match = _QUESTION.match(line.rstrip("\n"))
+    if match is None or not match.group(2).strip("?").strip():
+        return lines
+    indent, text = match.groups()
+    end = "\n" if line.endswith("\n") else ""
+    out = list(lines)
+    out[filled[0]] = f"{indent}get_ipython().run_line_magic('chat', {text!r}){end}"
     return out

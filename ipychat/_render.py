@@ -263,6 +263,8 @@ def reasoning_html(text: str, *, open_: bool, seconds: float | None, tokens: int
 
 def money(dollars: float) -> str:
     """Two significant digits under a dollar ($0.00032, not $0.0003 or $0.0000), cents above."""
+    if not math.isfinite(dollars):
+        return "cost unknown"
     if dollars == 0:
         return "$0"
     if abs(dollars) >= 1:
@@ -419,6 +421,9 @@ def reply_bundle(reply: Reply, answer_html: str | None = None) -> dict[str, Any]
     note = status_note(reply)
     if note:
         plain += f"\n[{note}]"
+    from ._display import inert
+
+    plain = inert(plain)  # what terminal IPython prints
     return {
         "text/html": reply_html(reply, answer_html),
         "text/markdown": answer,

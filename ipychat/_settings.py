@@ -43,9 +43,10 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 class Secret:
     """A key that will not print itself: repr, str and format show only that it is set."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "host")
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, host: str | None = None) -> None:
+        self.host = host  # the host it was typed for (`%chat key`); None: wherever it is used
         value = value.strip()
         if not value:
             raise ConfigError("the API key is empty")
@@ -110,6 +111,12 @@ def check_base_url(url: str) -> None:
         raise ConfigError(f"the base URL {url!r} has port 0; {example}")
     if any(c.isspace() or ord(c) < 32 for c in url):
         raise ConfigError(f"the base URL {url!r} contains spaces or control characters")
+    import httpx
+
+    try:
+        httpx.URL(url).copy_with()  # the transport's own reading: IDNA labels, IPv4 ranges
+    except (httpx.InvalidURL, UnicodeError, ValueError) as error:
+        raise ConfigError(f"the base URL {url!r} is not valid ({error}); {example}") from None
 
 
 def is_loopback(url: str) -> bool:
@@ -225,10 +232,13 @@ def _key(
     env_index: int,
 ) -> tuple[str | Secret | None, str | None]:
     host = host_of(base_url)
-    if "api_key" in found:
-        index, value = found["api_key"]
-        if index < env_index:
+    if "api_key" in found and found["api_key"][0] < env_index:
+        value = found["api_key"][1]
+        bound = getattr(value, "host", None)
+        if bound is None or bound == host:
             return value, "settings"  # given in this session, for these settings
+        # else: typed for another service; what the variables hold may still apply
+    if env.get("IPYCHAT_API_KEY"):
         # IPYCHAT_API_KEY belongs to IPYCHAT_BASE_URL / IPYCHAT_PROVIDER: not to a base URL or
         # a provider chosen above them, unless that is the same host.
         ours = {host_of(env.get("IPYCHAT_BASE_URL") or "")}
@@ -236,12 +246,14 @@ def _key(
             with contextlib.suppress(ConfigError):
                 ours.add(host_of(get_preset(env["IPYCHAT_PROVIDER"]).base_url))
         if base_at >= env_index or host in ours - {""}:
-            return value, "IPYCHAT_API_KEY"
+            return env["IPYCHAT_API_KEY"], "IPYCHAT_API_KEY"
+    # A preset's variable goes to the preset's own host; a self-hosted preset's (vLLM, Ollama,
+    # llama.cpp: loopback by default) to wherever that server is.
     if (
         preset is not None
         and preset.key_env
         and env.get(preset.key_env)
-        and (preset is chosen or host_of(preset.base_url) == host)
+        and (host_of(preset.base_url) == host or is_loopback(preset.base_url))
     ):
         return env[preset.key_env], preset.key_env
     if env.get("OPENAI_API_KEY"):

@@ -27,7 +27,7 @@ __all__ = ["TurnRun"]
 
 MAX_ROUNDS = 8
 BUSY_SPINS = 20  # loop iterations to wait for an abandoned stream's cleanup
-AFTER_FINISH = 5.0  # seconds to wait for a trailing usage chunk once the answer has finished
+AFTER_FINISH = 2.0  # seconds to wait for a trailing usage chunk once the answer has finished
 
 
 class TurnRun:
@@ -179,7 +179,9 @@ class TurnRun:
             stream = aiter(chunks)
             while True:
                 try:
-                    if acc.finish_reason is None:
+                    if acc.finish_reason is None or not acc.started:
+                        # (A finish with nothing before it may be followed by the plain
+                        # request that asks why: that one takes as long as it takes.)
                         batch = await anext(stream)
                     else:
                         # After the finish only usage may follow: a stall there is no reason
@@ -187,10 +189,13 @@ class TurnRun:
                         batch = await asyncio.wait_for(anext(stream), AFTER_FINISH)
                 except StopAsyncIteration:
                     break
-                except (APIConnectionError, asyncio.TimeoutError):
-                    if not acc.complete:
+                except (APIConnectionError, StreamError, asyncio.TimeoutError):
+                    if not (acc.complete and acc.started):
                         raise
-                    break  # whatever happens to the connection after the end changes nothing
+                    # Whatever happens to the connection after the end (a drop, a stall, a
+                    # line that is not JSON) changes nothing; an error the provider sends as
+                    # an event is raised by the accumulator, not here.
+                    break
                 if batch is STREAM_DONE:
                     acc.done = True
                     continue

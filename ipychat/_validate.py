@@ -57,7 +57,7 @@ def _message(message: Any, where: str) -> None:
                 raise _Bad(f"{at}.type", f"must be text or image_url, not {part.get('type')!r}")
     elif content is not None:
         _need(content, str, f"{where}.content")
-    for i, call in enumerate(message.get("tool_calls") or []):
+    for i, call in enumerate(_need(message.get("tool_calls") or [], list, f"{where}.tool_calls")):
         at = f"{where}.tool_calls[{i}]"
         _need(call, dict, at)
         _need(call.get("id", ""), str, f"{at}.id")
@@ -66,19 +66,36 @@ def _message(message: Any, where: str) -> None:
         _need(function.get("arguments", ""), str, f"{at}.function.arguments")
     if role == "tool":
         _need(message.get("tool_call_id"), str, f"{where}.tool_call_id")
+    if role == "user" and content is None:
+        raise _Bad(f"{where}.content", "must be text or parts: a user message says something")
 
 
 def _meta(meta: Any, where: str) -> None:
     _need(meta, dict, where)
-    if "status" in meta and meta["status"] not in STATUSES:
+    if "status" in meta and (not isinstance(meta["status"], str) or meta["status"] not in STATUSES):
         raise _Bad(f"{where}.status", f"must be one of {', '.join(sorted(STATUSES))}")
+    for i, tool in enumerate(_need(meta.get("tools") or [], list, f"{where}.tools")):
+        _need(tool, dict, f"{where}.tools[{i}]")
+        _need(tool.get("name"), str, f"{where}.tools[{i}].name")
     usage = meta.get("usage")
     if usage is not None:
         _need(usage, dict, f"{where}.usage")
         for name, value in usage.items():
             _need(value, (int, float), f"{where}.usage.{name}")
     if "params" in meta:
-        _need(meta["params"], dict, f"{where}.params")
+        params = _need(meta["params"], dict, f"{where}.params")
+        for i, tool in enumerate(_need(params.get("tools") or [], list, f"{where}.params.tools")):
+            spec = _need(tool, dict, f"{where}.params.tools[{i}]")
+            function = _need(spec.get("function"), dict, f"{where}.params.tools[{i}].function")
+            _need(function.get("name"), str, f"{where}.params.tools[{i}].function.name")
+        choice = params.get("tool_choice")
+        if isinstance(choice, dict):
+            function = _need(choice.get("function"), dict, f"{where}.params.tool_choice.function")
+            _need(function.get("name"), str, f"{where}.params.tool_choice.function.name")
+        elif choice is not None:
+            _need(choice, str, f"{where}.params.tool_choice")
+        if params.get("response_format") is not None:
+            _need(params["response_format"], dict, f"{where}.params.response_format")
     for name in ("model", "request_model", "cell_id", "error", "reasoning", "finish_reason"):
         if meta.get(name) is not None:
             _need(meta[name], str, f"{where}.{name}")
@@ -113,7 +130,12 @@ def check_cassette(data: Any, path: Path) -> None:
         for key, entry in entries.items():
             at = f"entries[{key!r}]"
             _need(entry, dict, at)
-            _need(entry.get("request"), dict, f"{at}.request")
+            request = _need(entry.get("request"), dict, f"{at}.request")
+            if "messages" in request:
+                for m, message in enumerate(
+                    _need(request["messages"], list, f"{at}.request.messages")
+                ):
+                    _need(message, dict, f"{at}.request.messages[{m}]")
             if "error" in entry:
                 error = _need(entry["error"], dict, f"{at}.error")
                 status = _need(error.get("status"), int, f"{at}.error.status")

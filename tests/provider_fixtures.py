@@ -43,13 +43,21 @@ class Expected:
         return self.done or self.finish_reason is not None
 
 
-def events(body: str) -> list[tuple[str, str]]:
-    """(event type, data) of a text/event-stream body, per the WHATWG parsing rules."""
+def events(body: str, *, whole: bool = True) -> list[tuple[str, str]]:
+    """(event type, data) of a text/event-stream body, per the WHATWG parsing rules. A body cut
+    off (`whole=False`) loses its unfinished line and its unfinished event, as WHATWG says; a
+    whole one that ends without the last blank line still counts its last event (providers do
+    close that way, and clients accept it)."""
     body = body.removeprefix("\ufeff")
     out: list[tuple[str, str]] = []
     data: list[str] = []
     kind = ""
-    for line in re.split(r"\r\n|\r|\n", body):
+    lines = re.split(r"\r\n|\r|\n", body)
+    if not whole:
+        lines.pop()  # after the last line end: a line not finished
+    elif lines[-1]:
+        lines.append("")
+    for line in lines:
         if not line:
             if data:
                 out.append((kind or "message", "\n".join(data)))
@@ -64,7 +72,9 @@ def events(body: str) -> list[tuple[str, str]]:
             data.append(value)
         elif name == "event":
             kind = value
-    return out  # an event without its closing blank line never happened
+    if whole and data:
+        out.append((kind or "message", "\n".join(data)))
+    return out
 
 
 def _num(value: Any) -> float | None:
@@ -210,8 +220,9 @@ def arguments(text: str) -> Any:
         return text
 
 
-def expected(response: dict[str, Any], body: str | None = None) -> Expected:
-    """What the response says; `body` replaces the recorded one (a cut-off copy of it)."""
+def expected(response: dict[str, Any], body: str | None = None, *, whole: bool = True) -> Expected:
+    """What the response says; `body` replaces the recorded one (`whole=False`: a copy cut off
+    where the connection dropped)."""
     body = response["body"] if body is None else body
     status = response["status"]
     reader = _Reader()
@@ -228,7 +239,7 @@ def expected(response: dict[str, Any], body: str | None = None) -> Expected:
         reader.chunk(json.loads(body.removeprefix("\ufeff")))
         reader.x.done = True  # a whole document is a whole answer, finish_reason or not
         return reader.result()
-    for kind, data in events(body):
+    for kind, data in events(body, whole=whole):
         if data == "[DONE]":
             reader.x.done = True
             break

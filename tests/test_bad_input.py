@@ -7,7 +7,7 @@ import pytest
 import ipychat
 from ipychat._accumulate import Accumulator
 from ipychat._messages import Turn
-from tests.fakeprovider import event, raw_sse, sse
+from tests.fakeprovider import chunk, event, raw_sse, sse
 
 
 def test_a_cmyk_pil_image_is_converted_and_sent(fake) -> None:
@@ -171,3 +171,106 @@ def test_the_approval_prompt_shows_the_arguments_escaped(monkeypatch) -> None:
     _ask_approval(ToolCall("c2", "rm", '{"path": "a"}\r\x1b[2Kls()'))
     assert all("\r" not in p and "\x1b" not in p for p in asked)
     assert "\\x0d" in asked[1] and "\\x1b[2K" in asked[1]
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "%%writefile notes.md\n%chat what is this?\n",
+        's = """\n%chat what?\n"""\n',
+        "x = 1\n%chat is x one?\n",
+    ],
+)
+def test_only_a_cell_that_is_one_question_line_is_rewritten(cell) -> None:
+    from ipychat._question import keep_questions
+
+    lines = cell.splitlines(keepends=True)
+    assert keep_questions(lines) == lines
+
+
+def test_the_one_line_question_becomes_the_magic_call() -> None:
+    from ipychat._question import keep_questions
+
+    assert keep_questions(["%chat what is a monad?\n"]) == [
+        "get_ipython().run_line_magic('chat', 'what is a monad?')\n"
+    ]
+    assert keep_questions(["%chat?\n"]) == ["%chat?\n"]
+
+
+@pytest.mark.parametrize("bad", MALFORMED, ids=[repr(b)[:40] for b in MALFORMED])
+def test_a_malformed_first_chunk_is_a_stream_error_not_a_traceback(fake, bad) -> None:
+    fake.push(raw_sse([event(bad)]))
+    chat = ipychat.Chat(base_url=fake.url, model="m")
+    with pytest.raises(ipychat.StreamError, match="malformed chunk"):
+        chat.ask("hi")
+    assert chat.turns == []
+
+
+def test_the_plain_request_after_an_empty_stream_may_take_its_time(fake) -> None:
+    from tests.fakeprovider import Script, chunk
+
+    role = event({"model": "m", "choices": [{"index": 0, "delta": {"role": "assistant"}}]})
+    stop = event(chunk(finish="stop"))
+    slow = Script(status=400, body=b'{"error": {"message": "prompt too long"}}', first_delay=3.0)
+    fake.push(raw_sse([role, stop, b"data: [DONE]\n\n"]), slow)
+    with pytest.raises(ipychat.BadRequestError, match="prompt too long"):
+        ipychat.Chat(base_url=fake.url, model="m").ask("hi")
+
+
+def test_a_providers_message_cannot_drive_the_terminal_through_an_error() -> None:
+    error = ipychat.ChatError("bad \x1b]52;c;ZXZpbA==\x07 \x1b[2J\nsecond line")
+    [line] = error._render_traceback_()
+    inner = line.removeprefix("\x1b[31m").removesuffix("\x1b[0m")
+    assert "\x1b" not in inner and "\x07" not in inner and "\n" not in inner
+
+
+def test_plain_text_of_a_reply_is_inert() -> None:
+    from ipychat._render import reply_bundle
+
+    bundle = reply_bundle(ipychat.Reply(content="x\x1b[2Jy\u202egnp.exe", model="m"))
+    assert "\x1b" not in bundle["text/plain"] and "\u202e" not in bundle["text/plain"]
+
+
+def test_numbers_out_of_range_do_not_crash_the_footer() -> None:
+    from ipychat._messages import Usage
+    from ipychat._render import footer_text
+
+    usage = Usage.from_api({"prompt_tokens": 1e400, "completion_tokens": 3, "cost": float("nan")})
+    assert usage is not None and usage.cost is None and usage.prompt_tokens == 0
+    footer_text(ipychat.Reply(content="x", model="m", usage=usage))
+
+
+def test_a_bom_split_across_reads_loses_no_event(fake) -> None:
+    body = (
+        "\ufeffdata: ".encode()
+        + b'{"model": "m", "choices": [{"index": 0, "delta": {"content": "Hello"}}]}\n\n'
+    )
+    rest = event(chunk(" world", finish="stop")) + b"data: [DONE]\n\n"
+    fake.push(raw_sse([body[:1], body[1:2], body[2:], rest]))
+    assert ipychat.Chat(base_url=fake.url, model="m").ask("hi").content == "Hello world"
+
+
+def test_endless_blank_lines_are_bounded(fake) -> None:
+    from ipychat._client import Limits
+
+    fake.push(raw_sse([b"\n" * 50_000] * 10))
+    chat = ipychat.Chat(base_url=fake.url, model="m")
+    chat.limits = Limits(event_bytes=100_000)
+    with pytest.raises(ipychat.StreamError, match="without an event"):
+        chat.ask("hi")
+
+
+def test_a_surrogate_pair_split_across_chunks_is_joined(fake, tmp_path) -> None:
+    pieces = [b'data: {"model":"m","choices":[{"index":0,"delta":{"content":"ok \\ud83d"}}]}\n\n',
+              b'data: {"model":"m","choices":[{"index":0,"delta":{"content":"\\ude00"}}]}\n\n',
+              event(chunk(finish="stop")), b"data: [DONE]\n\n"]  # fmt: skip
+    fake.push(raw_sse(pieces))
+    chat = ipychat.Chat(base_url=fake.url, model="m")
+    assert chat.ask("hi").content == "ok 😀"
+    chat.save(tmp_path / "t.json")  # writable as UTF-8
+
+
+def test_of_two_commands_one_typo_away_the_likelier_is_named() -> None:
+    from ipychat._commands import near_command
+
+    assert near_command("mode") == "model"

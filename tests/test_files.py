@@ -127,3 +127,33 @@ def test_a_malformed_cassette_is_refused_naming_the_field(tmp_path, name) -> Non
         Cassette(path, "replay")
     message = str(info.value)
     assert str(path) in message and field in message and "\n" not in message
+
+
+MORE_BREAKS = {
+    "tool_calls a number": ([*M, 1, "tool_calls"], 5, "messages[1].tool_calls"),
+    "status a list": ([*META, "status"], ["complete"], "meta.status"),
+    "tools not a list": ([*META, "tools"], "abc", "meta.tools"),
+    "a tool not an object": ([*META, "tools"], [1], "meta.tools[0]"),
+    "params tools a string": ([*META, "params"], {"tools": "x"}, "params.tools"),
+    "params tool a number": ([*META, "params"], {"tools": [5]}, "params.tools[0]"),
+    "response_format a string": ([*META, "params"], {"response_format": "json"}, "response_format"),
+    "tool_choice function": ([*META, "params"], {"tool_choice": {"function": 5}}, "tool_choice"),
+    "user content null": ([*M, 0, "content"], None, "messages[0].content"),
+}
+
+
+@pytest.mark.parametrize("name", list(MORE_BREAKS))
+def test_more_malformed_threads_are_refused_naming_the_field(tmp_path, name) -> None:
+    where, value, field = MORE_BREAKS[name]
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(_set(GOOD_THREAD, where, value)))
+    with pytest.raises(ipychat.ConfigError) as info:
+        ipychat.Chat.load(path, base_url="http://127.0.0.1:9/v1")
+    assert field in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_cassette_request_with_bad_messages_is_refused(tmp_path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(_set(GOOD_CASSETTE, ["entries", "k1", "request", "messages"], 5)))
+    with pytest.raises(ipychat.CassetteError, match=r"request\.messages"):
+        Cassette(path, "replay")

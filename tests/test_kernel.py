@@ -471,3 +471,21 @@ def test_what_a_tool_prints_stays_in_the_cell(k, fake) -> None:
     assert any("TOOL PRINTED Oslo" in str(out) for out in final)
     answer = [o for o in final if "text/markdown" in o.get("data", {})][-1]["data"]
     assert answer["text/markdown"] == "It is sunny."
+
+
+def test_a_line_question_keeps_what_the_cell_printed_before_it(k, fake) -> None:
+    fake.push(sse(["hello back"]))
+    result = k.run("print('BEFORE THE QUESTION')\n%chat hello there friend")
+    assert result.status == "ok", result.text()
+    final = str(result.final())
+    assert "BEFORE THE QUESTION" in final and "hello back" in final
+
+
+def test_a_retry_that_breaks_midway_keeps_the_good_answer(k, fake) -> None:
+    fake.push(sse(["The good full answer."]))
+    k.run("%%chat\nhello")
+    fake.push(sse(["Partial ", "ans", "wer"], drop_after=2))
+    k.run("%chat retry")
+    assert k.value("ipychat.thread().turns[-1].replies[-1]['content']").strip() == (
+        "'The good full answer.'"
+    )

@@ -127,3 +127,25 @@ def test_a_bad_base_url_is_one_line_before_any_request(url, said) -> None:
     with pytest.raises(ipychat.ConfigError, match=said) as info:
         chat.ask("hi")
     assert "\n" not in str(info.value)
+
+
+def test_a_chosen_presets_key_does_not_follow_a_base_url_to_another_host() -> None:
+    env = {"IPYCHAT_PROVIDER": "deepseek", "DEEPSEEK_API_KEY": DEEPSEEK}
+    assert key_for([], env) == DEEPSEEK
+    assert key_for([{"base_url": "https://elsewhere.example/v1"}], env) is None
+    env = {"IPYCHAT_PROVIDER": "openrouter", "OPENROUTER_API_KEY": "sk-or-0123456789abcdef"}
+    assert key_for([{"base_url": "https://elsewhere.example/v1"}], env) is None
+
+
+def test_a_self_hosted_presets_key_goes_to_wherever_that_server_is() -> None:
+    env = {"VLLM_API_KEY": "token-for-my-vllm-0123"}
+    layers = [{"provider": "vllm", "base_url": "http://gpu-box.example:8000/v1"}]
+    assert key_for(layers, env) == "token-for-my-vllm-0123"
+
+
+def test_a_typed_key_stays_with_the_host_it_was_typed_for() -> None:
+    typed = Secret("sk-typed-0123456789abcdef", host="api.deepseek.com")
+    commands = {"api_key": typed, "provider": "deepseek"}
+    assert key_for([{}, commands], {}) == typed.get()
+    assert key_for([{"base_url": "https://evil.example/v1"}, commands], {}) is None
+    assert key_for([{}, commands, {"base_url": "https://evil.example/v1"}], {}) == typed.get()

@@ -99,7 +99,7 @@ def test_recorded_response_reads_as_recorded(fake, fixture, variant) -> None:
         assert isinstance(error, ipychat.ChatError) and reply is None  # half a document
         return
     sent = b"".join(pieces).decode("utf-8", "replace")
-    x = pf.expected(fixture, sent if drop else body)
+    x = pf.expected(fixture, sent if drop else body, whole=not drop)
     if x.status >= 400 and drop:
         assert isinstance(error, ipychat.ChatError) and reply is None  # half an error body
         return
@@ -176,3 +176,23 @@ def test_recorded_tool_round_trip(fake, fixture) -> None:
     x = pf.expected(fixture["responses"][-1])
     assert reply.status == "complete"
     assert reply.content.strip() == x.content.strip()
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [("oai-py-refusal-stream", "refusal"), ("pai-snowflake-reasoning-details-stream", "reasoning")],
+)
+def test_a_drop_after_a_refusal_or_reasoning_details_is_not_retried(fake, name, field) -> None:
+    """Once a refusal or reasoning_details have arrived the answer has begun: asking again
+    would show them twice."""
+    fixture = next(f for f in SINGLE if f["name"] == name)
+    events = fixture["body"].encode().split(b"\n\n")
+    prefix = b"\n\n".join(events[:3]) + b"\n\n"
+    fake.push(_script(fixture, [prefix], True), _script(fixture, [fixture["body"].encode()], False))
+    chat = ipychat.Chat(base_url=fake.url, model="recorded-model")
+    chat.retry = type(chat.retry)(retries=3, base=0.01, max_delay=0.05)
+    reply, error = _reply(chat, True)
+    assert isinstance(error, ipychat.StreamError) and len(fake.requests) == 1
+    x = pf.expected(fixture, prefix.decode(), whole=False)
+    assert (reply.refusal or "") == x.refusal and reply.reasoning.strip() == x.reasoning.strip()
+    assert getattr(x, field)
