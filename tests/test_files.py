@@ -60,6 +60,15 @@ THREAD_BREAKS = {
     "unknown status": ([*META, "status"], "great", "meta.status"),
     "system a list": (["system"], ["x"], "system"),
     "model a number": ([*META, "model"], 7, "meta.model"),
+    "tool_calls a number": ([*M, 1, "tool_calls"], 5, "messages[1].tool_calls"),
+    "status a list": ([*META, "status"], ["complete"], "meta.status"),
+    "tools not a list": ([*META, "tools"], "abc", "meta.tools"),
+    "a tool not an object": ([*META, "tools"], [1], "meta.tools[0]"),
+    "params tools a string": ([*META, "params"], {"tools": "x"}, "params.tools"),
+    "params tool a number": ([*META, "params"], {"tools": [5]}, "params.tools[0]"),
+    "response_format a string": ([*META, "params"], {"response_format": "json"}, "response_format"),
+    "tool_choice function": ([*META, "params"], {"tool_choice": {"function": 5}}, "tool_choice"),
+    "user content null": ([*M, 0, "content"], None, "messages[0].content"),
 }
 
 
@@ -80,15 +89,24 @@ def test_a_good_thread_loads(tmp_path) -> None:
     assert len(ipychat.Chat.load(path, base_url="http://127.0.0.1:9/v1").turns) == 1
 
 
+def assert_refused(path, data, load, error, field) -> None:
+    """`data` written to `path` and loaded: refused with `error`, in one line naming both."""
+    path.write_text(json.dumps(data))
+    with pytest.raises(error) as info:
+        load(path)
+    message = str(info.value)
+    assert str(path) in message and field in message and "\n" not in message
+
+
+def load_thread(path):
+    return ipychat.Chat.load(path, base_url="http://127.0.0.1:9/v1")
+
+
 @pytest.mark.parametrize("name", list(THREAD_BREAKS))
 def test_a_malformed_thread_is_refused_naming_the_field(tmp_path, name) -> None:
     where, value, field = THREAD_BREAKS[name]
-    path = tmp_path / "t.json"
-    path.write_text(json.dumps(_set(GOOD_THREAD, where, value)))
-    with pytest.raises(ipychat.ConfigError) as info:
-        ipychat.Chat.load(path, base_url="http://127.0.0.1:9/v1")
-    message = str(info.value)
-    assert str(path) in message and field in message and "\n" not in message
+    data = _set(GOOD_THREAD, where, value)
+    assert_refused(tmp_path / "t.json", data, load_thread, ipychat.ConfigError, field)
 
 
 GOOD_CASSETTE = {
@@ -121,35 +139,9 @@ def test_a_good_cassette_loads(tmp_path) -> None:
 @pytest.mark.parametrize("name", list(CASSETTE_BREAKS))
 def test_a_malformed_cassette_is_refused_naming_the_field(tmp_path, name) -> None:
     where, value, field = CASSETTE_BREAKS[name]
-    path = tmp_path / "c.json"
-    path.write_text(json.dumps(_set(GOOD_CASSETTE, where, value)))
-    with pytest.raises(ipychat.CassetteError) as info:
-        Cassette(path, "replay")
-    message = str(info.value)
-    assert str(path) in message and field in message and "\n" not in message
-
-
-MORE_BREAKS = {
-    "tool_calls a number": ([*M, 1, "tool_calls"], 5, "messages[1].tool_calls"),
-    "status a list": ([*META, "status"], ["complete"], "meta.status"),
-    "tools not a list": ([*META, "tools"], "abc", "meta.tools"),
-    "a tool not an object": ([*META, "tools"], [1], "meta.tools[0]"),
-    "params tools a string": ([*META, "params"], {"tools": "x"}, "params.tools"),
-    "params tool a number": ([*META, "params"], {"tools": [5]}, "params.tools[0]"),
-    "response_format a string": ([*META, "params"], {"response_format": "json"}, "response_format"),
-    "tool_choice function": ([*META, "params"], {"tool_choice": {"function": 5}}, "tool_choice"),
-    "user content null": ([*M, 0, "content"], None, "messages[0].content"),
-}
-
-
-@pytest.mark.parametrize("name", list(MORE_BREAKS))
-def test_more_malformed_threads_are_refused_naming_the_field(tmp_path, name) -> None:
-    where, value, field = MORE_BREAKS[name]
-    path = tmp_path / "t.json"
-    path.write_text(json.dumps(_set(GOOD_THREAD, where, value)))
-    with pytest.raises(ipychat.ConfigError) as info:
-        ipychat.Chat.load(path, base_url="http://127.0.0.1:9/v1")
-    assert field in str(info.value) and "\n" not in str(info.value)
+    data = _set(GOOD_CASSETTE, where, value)
+    replay = lambda path: Cassette(path, "replay")  # noqa: E731
+    assert_refused(tmp_path / "c.json", data, replay, ipychat.CassetteError, field)
 
 
 def test_a_cassette_request_with_bad_messages_is_refused(tmp_path) -> None:
