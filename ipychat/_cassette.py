@@ -98,7 +98,13 @@ class Cassette:
         with self._lock:
             self.entries[key] = {"request": body, **response}
             data = {"format": FORMAT, "entries": self.entries}
-            write_atomic(self.path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+            text = json.dumps(data, indent=1, ensure_ascii=False)
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                # A surrogate pair split across two chunks: escaped, it round-trips exactly.
+                text = json.dumps(data, indent=1)
+            write_atomic(self.path, text + "\n")
 
     def _missing(self, body: dict[str, Any]) -> str:
         head = f"{self.path} has no recorded answer for this request"

@@ -97,26 +97,29 @@ def check_base_url(url: str) -> None:
     """A base URL that cannot be requested is a ConfigError now, not a network error retried
     three times (or a raw ExceptionGroup from deep in the transport) later."""
     example = "e.g. https://api.openai.com/v1"
+    shown = url
     try:
         parts = urlsplit(url)
+        if "@" in parts.netloc:  # a user or password is never repeated back
+            shown = url.replace(parts.netloc, "***@" + parts.netloc.rpartition("@")[2], 1)
         port = parts.port  # raises for a port that is not a number in range
         host = parts.hostname
     except ValueError as error:
-        raise ConfigError(f"the base URL {url!r} is not valid ({error}); {example}") from None
+        raise ConfigError(f"the base URL {shown!r} is not valid ({error}); {example}") from None
     if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"the base URL {url!r} needs http:// or https://; {example}")
+        raise ConfigError(f"the base URL {shown!r} needs http:// or https://; {example}")
     if not host:
-        raise ConfigError(f"the base URL {url!r} has no host; {example}")
+        raise ConfigError(f"the base URL {shown!r} has no host; {example}")
     if port == 0:
-        raise ConfigError(f"the base URL {url!r} has port 0; {example}")
+        raise ConfigError(f"the base URL {shown!r} has port 0; {example}")
     if any(c.isspace() or ord(c) < 32 for c in url):
-        raise ConfigError(f"the base URL {url!r} contains spaces or control characters")
+        raise ConfigError(f"the base URL {shown!r} contains spaces or control characters")
     import httpx
 
     try:
         httpx.URL(url).copy_with()  # the transport's own reading: IDNA labels, IPv4 ranges
     except (httpx.InvalidURL, UnicodeError, ValueError) as error:
-        raise ConfigError(f"the base URL {url!r} is not valid ({error}); {example}") from None
+        raise ConfigError(f"the base URL {shown!r} is not valid ({error}); {example}") from None
 
 
 def is_loopback(url: str) -> bool:
@@ -253,7 +256,10 @@ def _key(
         preset is not None
         and preset.key_env
         and env.get(preset.key_env)
-        and (host_of(preset.base_url) == host or is_loopback(preset.base_url))
+        and (
+            host_of(preset.base_url) == host
+            or (is_loopback(preset.base_url) and preset_for_host(host) in (None, preset))
+        )
     ):
         return env[preset.key_env], preset.key_env
     if env.get("OPENAI_API_KEY"):

@@ -90,8 +90,9 @@ def _meta(meta: Any, where: str) -> None:
             _need(function.get("name"), str, f"{where}.params.tools[{i}].function.name")
         choice = params.get("tool_choice")
         if isinstance(choice, dict):
-            function = _need(choice.get("function"), dict, f"{where}.params.tool_choice.function")
-            _need(function.get("name"), str, f"{where}.params.tool_choice.function.name")
+            if "function" in choice:  # {"type": "allowed_tools", …} and others pass through
+                at = f"{where}.params.tool_choice.function"
+                _need(_need(choice["function"], dict, at).get("name"), str, f"{at}.name")
         elif choice is not None:
             _need(choice, str, f"{where}.params.tool_choice")
         if params.get("response_format") is not None:

@@ -274,3 +274,19 @@ def test_of_two_commands_one_typo_away_the_likelier_is_named() -> None:
     from ipychat._commands import near_command
 
     assert near_command("mode") == "model"
+
+
+def test_a_split_surrogate_pair_records_to_a_cassette_and_replays(fake, tmp_path) -> None:
+    from ipychat._cassette import Cassette
+
+    head = b'data: {"model":"m","choices":[{"index":0,"delta":{"content":'
+    pieces = [head + b'"ok \\ud83d"}}]}\n\n', head + b'"\\ude00"}}]}\n\n',
+              event(chunk(finish="stop")), b"data: [DONE]\n\n"]  # fmt: skip
+    fake.push(raw_sse(pieces))
+    path = tmp_path / "c.json"
+    live = ipychat.Chat(base_url=fake.url, model="m")
+    live.cassette = Cassette(path, "record")
+    assert live.ask("hi").content == "ok 😀"
+    offline = ipychat.Chat(base_url="http://127.0.0.1:9/v1", model="m")
+    offline.cassette = Cassette(path, "replay")
+    assert offline.ask("hi").content == "ok 😀"

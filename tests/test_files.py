@@ -149,3 +149,11 @@ def test_a_cassette_request_with_bad_messages_is_refused(tmp_path) -> None:
     path.write_text(json.dumps(_set(GOOD_CASSETTE, ["entries", "k1", "request", "messages"], 5)))
     with pytest.raises(ipychat.CassetteError, match=r"request\.messages"):
         Cassette(path, "replay")
+
+
+def test_a_thread_with_another_form_of_tool_choice_still_loads(tmp_path) -> None:
+    allowed = {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}}
+    data = _set(GOOD_THREAD, [*META, "params"], {"tool_choice": allowed})
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
+    assert len(load_thread(path).turns) == 1

@@ -149,3 +149,15 @@ def test_a_typed_key_stays_with_the_host_it_was_typed_for() -> None:
     assert key_for([{}, commands], {}) == typed.get()
     assert key_for([{"base_url": "https://evil.example/v1"}, commands], {}) is None
     assert key_for([{}, commands, {"base_url": "https://evil.example/v1"}], {}) == typed.get()
+
+
+def test_a_self_hosted_presets_key_does_not_go_to_a_known_service() -> None:
+    env = {"VLLM_API_KEY": "token-for-my-vllm-0123"}
+    assert key_for([{"provider": "vllm", "base_url": "https://api.openai.com/v1"}], env) is None
+
+
+def test_a_password_in_the_base_url_is_never_repeated() -> None:
+    chat = ipychat.Chat(base_url="http://user:hunter2pw@256.256.256.256/v1", model="m")
+    with pytest.raises(ipychat.ConfigError) as info:
+        chat.ask("hi")
+    assert "hunter2pw" not in str(info.value) and "***@" in str(info.value)
