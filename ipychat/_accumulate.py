@@ -171,17 +171,19 @@ class Accumulator:
 
     def _content(self, text: str) -> list[Piece]:
         pieces = self._think.feed(text)
-        if self._tags is None:
-            return pieces
-        shown = [(k, self._tags.feed(t) if k == "content" else t) for k, t in pieces]
-        self._take_tag_calls()
-        return [(k, t) for k, t in shown if t]
+        return pieces if self._tags is None else self._untag(pieces)
 
-    def _take_tag_calls(self) -> None:
+    def _untag(self, pieces: list[Piece], *, end: bool = False) -> list[Piece]:
+        """The content pieces without their tool-call tags (the calls taken into tool_calls);
+        `end`: the stream is over, so a held-back tag is settled too."""
         assert self._tags is not None
+        shown = [(k, self._tags.feed(t) if k == "content" else t) for k, t in pieces]
+        if end:
+            shown.append(("content", self._tags.flush()))
         for call in self._tags.calls:
             self._add_tool_calls([{**call, "index": len(self.tool_calls)}])
         self._tags.calls = []
+        return [(k, t) for k, t in shown if t]
 
     def _feed(self, chunk: Any) -> list[Piece]:
         if not isinstance(chunk, dict):
@@ -266,10 +268,7 @@ class Accumulator:
     def flush(self) -> list[Piece]:
         out = self._think.flush()
         if self._tags is not None:
-            shown = [(k, self._tags.feed(t) if k == "content" else t) for k, t in out]
-            shown.append(("content", self._tags.flush()))
-            out = [(k, t) for k, t in shown if t]
-            self._take_tag_calls()
+            out = self._untag(out, end=True)
             if not self.tool_calls:
                 whole = "".join(self.content) + "".join(t for k, t in out if k == "content")
                 call = bare_call(whole, self._tool_names, self._tags.prefix)
