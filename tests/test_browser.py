@@ -211,12 +211,17 @@ def test_panel_streams_other_cells_run_and_stop_takes_effect(page, lab, fake) ->
     shutil.copy(path, DOCS / "chat-panel.png")
 
 
-def test_hostile_model_output_never_runs_in_the_page(page, lab, fake) -> None:
-    payload = "\n\n".join(PAYLOADS)
+def push_hostile(fake, payload: str, step: int) -> None:
+    """Two answers: `payload` streamed `step` characters at a time, then whole, as reasoning
+    and answer both."""
     fake.push(
-        sse([payload[i : i + 7] for i in range(0, len(payload), 7)]),
+        sse([payload[i : i + step] for i in range(0, len(payload), step)]),
         sse([payload], reasoning=[payload]),
     )
+
+
+def test_hostile_model_output_never_runs_in_the_page(page, lab, fake) -> None:
+    push_hostile(fake, "\n\n".join(PAYLOADS), 7)
     open_notebook(
         page,
         lab,
@@ -247,11 +252,7 @@ def test_a_sample_of_the_xss_corpus_never_runs_in_the_page(page, lab, fake) -> N
     """120 answers drawn from the 791 (every source in it), streamed in pieces and whole, with
     alert, confirm, prompt and print trapped: none may fire."""
     page.add_init_script(TRAPS)
-    payload = "\n\n".join(case["payload"] for case in xss_corpus.sample(120))
-    fake.push(
-        sse([payload[i : i + 11] for i in range(0, len(payload), 11)]),
-        sse([payload], reasoning=[payload]),
-    )
+    push_hostile(fake, "\n\n".join(case["payload"] for case in xss_corpus.sample(120)), 11)
     open_notebook(
         page,
         lab,
